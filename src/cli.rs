@@ -1,0 +1,327 @@
+//! Command-line parsing (SPEC.md, "Binary and commands").
+//!
+//! Hand-written: the grammar is small, and every dependency costs flash.
+//! Global options (`-c/--config`, `-v`, `-q`) may stand before or after
+//! the command.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+vigil - a lean network video recorder
+
+usage: vigil [-c CONFIG] [-v|-q] <command> [options]
+
+commands:
+  demo [--data DIR] [--listen ADDR]   record the built-in camera (zero setup)
+  run                                  connect to every configured camera
+  config check                         validate the config, print effective values
+  camera [--listen ADDR] [--auth basic|digest --user U --password P]
+                                       serve the built-in simulated camera over RTSP
+  help [command]                       this text
+
+global options:
+  -c, --config PATH   config file (default: $VIGIL_CONFIG or ./vigil.toml)
+  -v, --verbose       more log output (-vv for trace); RUST_LOG also works
+  -q, --quiet         warnings and errors only
+  -V, --version       print the version
+
+Still to come (see README): init, status, list, export, check, user.
+";
+
+const DEMO_HELP: &str = "\
+usage: vigil demo [--data DIR] [--listen ADDR] [--seconds N]
+
+Starts the built-in simulated camera on loopback and receives its H.264,
+H.265 and MJPEG streams, logging what arrives, until SIGINT/SIGTERM (or
+for N seconds). DIR (default ./vigil-demo) and ADDR (default
+127.0.0.1:8080) are used once recording and the web page land.
+";
+
+const RUN_HELP: &str = "\
+usage: vigil [-c CONFIG] run [--seconds N]
+
+Connects to every enabled camera of the config file and receives its
+streams, logging state changes, until SIGINT/SIGTERM (or for N seconds).
+";
+
+const CONFIG_HELP: &str = "\
+usage: vigil [-c CONFIG] config check
+
+Validates the config file and prints the effective values, defaults
+filled in, passwords shown as ***. Exit status 2 on an error, which names
+the file, the line and the key.
+";
+
+const CAMERA_HELP: &str = "\
+usage: vigil camera [--listen ADDR] [--auth basic|digest --user U --password P]
+
+Serves the built-in simulated camera over RTSP on ADDR (default
+127.0.0.1:8554; loopback only). Paths: /h264, /h265, /mjpeg; anything
+after the first path segment names an independent stream, e.g.
+/h264/cam7. Runs until SIGINT/SIGTERM.
+";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    Help(Option<String>),
+    Version,
+    Demo {
+        data: PathBuf,
+        listen: String,
+        seconds: Option<u32>,
+    },
+    Run {
+        seconds: Option<u32>,
+    },
+    ConfigCheck,
+    Camera {
+        listen: String,
+        auth: Option<CameraAuth>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraAuth {
+    pub digest: bool,
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    pub config: Option<PathBuf>,
+    pub verbosity: i32,
+    pub command: Command,
+}
+
+/// A usage error: printed with a hint, exit status 2.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (see 'vigil --help')", self.0)
+    }
+}
+
+/// The help text of a command, or the general usage.
+pub fn help(command: Option<&str>) -> &'static str {
+    match command {
+        Some("demo") => DEMO_HELP,
+        Some("run") => RUN_HELP,
+        Some("config") => CONFIG_HELP,
+        Some("camera") => CAMERA_HELP,
+        _ => USAGE,
+    }
+}
+
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, UsageError> {
+    let mut config = None;
+    let mut verbosity = 0;
+    let mut words: Vec<String> = Vec::new();
+    let mut it = args.into_iter();
+    let mut want_help = false;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" | "--config" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| UsageError(format!("{a} needs a path")))?;
+                config = Some(PathBuf::from(v));
+            }
+            "-v" | "--verbose" => verbosity += 1,
+            "-vv" => verbosity += 2,
+            "-q" | "--quiet" => verbosity -= 1,
+            "-h" | "--help" => want_help = true,
+            "-V" | "--version" => {
+                return Ok(Args {
+                    config,
+                    verbosity,
+                    command: Command::Version,
+                })
+            }
+            _ if a.starts_with("--config=") => config = Some(PathBuf::from(&a[9..])),
+            _ => words.push(a),
+        }
+    }
+    let command = if want_help {
+        Command::Help(words.first().cloned())
+    } else {
+        command(&words)?
+    };
+    Ok(Args {
+        config,
+        verbosity,
+        command,
+    })
+}
+
+/// Options of one command: `--name value` pairs, no positionals.
+struct Options<'a> {
+    command: &'a str,
+    pairs: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Options<'a> {
+    fn new(command: &'a str, rest: &'a [String], known: &[&str]) -> Result<Self, UsageError> {
+        let mut pairs = Vec::new();
+        let mut i = 0;
+        while i < rest.len() {
+            let name = rest[i].as_str();
+            if !known.contains(&name) {
+                return Err(UsageError(format!(
+                    "'vigil {command}' has no option or argument {name:?}"
+                )));
+            }
+            let value = rest
+                .get(i + 1)
+                .ok_or_else(|| UsageError(format!("{name} needs a value")))?;
+            pairs.push((name, value.as_str()));
+            i += 2;
+        }
+        Ok(Options { command, pairs })
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    fn seconds(&self) -> Result<Option<u32>, UsageError> {
+        self.get("--seconds")
+            .map(|v| {
+                v.parse::<u32>().map_err(|_| {
+                    UsageError(format!(
+                        "'vigil {}': --seconds takes a whole number, got {v:?}",
+                        self.command
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
+fn command(words: &[String]) -> Result<Command, UsageError> {
+    let Some(first) = words.first() else {
+        return Ok(Command::Help(None));
+    };
+    let rest = &words[1..];
+    match first.as_str() {
+        "help" => Ok(Command::Help(rest.first().cloned())),
+        "version" => Ok(Command::Version),
+        "demo" => {
+            let o = Options::new("demo", rest, &["--data", "--listen", "--seconds"])?;
+            Ok(Command::Demo {
+                data: PathBuf::from(o.get("--data").unwrap_or("vigil-demo")),
+                listen: o.get("--listen").unwrap_or("127.0.0.1:8080").to_owned(),
+                seconds: o.seconds()?,
+            })
+        }
+        "run" => {
+            let o = Options::new("run", rest, &["--seconds"])?;
+            Ok(Command::Run {
+                seconds: o.seconds()?,
+            })
+        }
+        "config" => match rest.first().map(String::as_str) {
+            Some("check") if rest.len() == 1 => Ok(Command::ConfigCheck),
+            _ => Err(UsageError("usage: vigil config check".into())),
+        },
+        "camera" => {
+            let o = Options::new(
+                "camera",
+                rest,
+                &["--listen", "--auth", "--user", "--password"],
+            )?;
+            let auth = match o.get("--auth") {
+                None => None,
+                Some(kind @ ("basic" | "digest")) => Some(CameraAuth {
+                    digest: kind == "digest",
+                    user: o
+                        .get("--user")
+                        .ok_or_else(|| UsageError("--auth needs --user".into()))?
+                        .to_owned(),
+                    password: o
+                        .get("--password")
+                        .ok_or_else(|| UsageError("--auth needs --password".into()))?
+                        .to_owned(),
+                }),
+                Some(other) => {
+                    return Err(UsageError(format!(
+                        "--auth takes basic or digest, got {other:?}"
+                    )))
+                }
+            };
+            Ok(Command::Camera {
+                listen: o.get("--listen").unwrap_or("127.0.0.1:8554").to_owned(),
+                auth,
+            })
+        }
+        other => Err(UsageError(format!("unknown command {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Args, UsageError> {
+        parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn global_options_anywhere() {
+        let a = p("-c x.toml config check -v").unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(a.verbosity, 1);
+        assert_eq!(a.command, Command::ConfigCheck);
+    }
+
+    #[test]
+    fn demo_defaults_and_options() {
+        let a = p("demo").unwrap();
+        assert_eq!(
+            a.command,
+            Command::Demo {
+                data: "vigil-demo".into(),
+                listen: "127.0.0.1:8080".into(),
+                seconds: None
+            }
+        );
+        let a = p("demo --data /tmp/d --seconds 5").unwrap();
+        assert!(matches!(
+            a.command,
+            Command::Demo {
+                seconds: Some(5),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(p("frobnicate").is_err());
+        assert!(p("demo --bogus 1").is_err());
+        assert!(p("demo --seconds").is_err());
+        assert!(p("demo --seconds x").is_err());
+        assert!(p("config").is_err());
+        assert!(p("camera --auth digest").is_err());
+        assert!(p("-c").is_err());
+    }
+
+    #[test]
+    fn help_forms() {
+        assert_eq!(p("").unwrap().command, Command::Help(None));
+        assert_eq!(
+            p("demo --help").unwrap().command,
+            Command::Help(Some("demo".into()))
+        );
+        assert_eq!(
+            p("help run").unwrap().command,
+            Command::Help(Some("run".into()))
+        );
+    }
+}

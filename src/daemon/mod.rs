@@ -1,0 +1,188 @@
+//! The daemon: one thread per stream, each running a smol `LocalExecutor`
+//! with the RTSP session in it, restarted with backoff when it fails; and
+//! the `run` / `demo` commands that start them.
+
+pub mod status;
+pub mod stop;
+mod stream;
+
+pub use status::{StreamSnapshot, StreamState, StreamStatus};
+pub use stop::{StopSource, StopToken};
+pub use stream::{spawn_stream, StreamSpec};
+
+use crate::config::{Camera, Config, StreamKind};
+use crate::media::Frame;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where a stream's frames go. Called on the stream's own thread, once per
+/// frame, with bytes that are only valid during the call.
+pub trait FrameSink: Send {
+    fn frame(&mut self, frame: &Frame<'_>);
+
+    /// The stream broke (reconnect, timestamp jump): the next frame does
+    /// not continue the previous one, and must start a new recording.
+    fn discontinuity(&mut self) {}
+}
+
+/// A sink that keeps nothing: the stream status already counts frames.
+/// Until storage lands it is what `run` and `demo` record into.
+pub struct DiscardSink;
+
+impl FrameSink for DiscardSink {
+    fn frame(&mut self, _frame: &Frame<'_>) {}
+}
+
+/// The streams a config asks for, in start-up order.
+pub fn stream_specs(config: &Config) -> Vec<StreamSpec> {
+    let mut out = Vec::new();
+    for cam in config.cameras.iter() {
+        for (kind, url) in cam.streams() {
+            out.push(StreamSpec::new(config, cam, kind, url));
+        }
+    }
+    out
+}
+
+/// Running streams of one process.
+pub struct Streams {
+    pub statuses: Vec<Arc<StreamStatus>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    stop: StopSource,
+}
+
+impl Streams {
+    /// Starts every stream, staggered by `spacing` so start-up never spikes.
+    pub fn start(specs: Vec<StreamSpec>, spacing: Duration) -> Streams {
+        let stop = StopSource::new();
+        let mut statuses = Vec::new();
+        let mut threads = Vec::new();
+        for (i, spec) in specs.into_iter().enumerate() {
+            let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
+            let delay = spacing * u32::try_from(i).unwrap_or(u32::MAX);
+            match spawn_stream(
+                spec,
+                status.clone(),
+                Box::new(DiscardSink),
+                stop.token(),
+                delay,
+            ) {
+                Ok(t) => threads.push(t),
+                Err(e) => status.set_error(StreamState::Error, format!("cannot start thread: {e}")),
+            }
+            statuses.push(status);
+        }
+        Streams {
+            statuses,
+            threads,
+            stop,
+        }
+    }
+
+    /// Stops every stream and waits (bounded) for their threads.
+    pub fn shutdown(self, timeout: Duration) {
+        self.stop.stop();
+        let deadline = Instant::now() + timeout;
+        for t in self.threads {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                log::warn!("a stream thread did not stop within {timeout:?}; leaving it");
+            }
+        }
+    }
+}
+
+/// Logs one summary line per stream.
+pub fn log_summary(statuses: &[Arc<StreamStatus>]) {
+    for s in statuses {
+        let n = s.snapshot();
+        let fps = n
+            .fps_milli
+            .map(|f| format!("{:.1} fps", f64::from(f) / 1000.0));
+        log::info!(
+            "{}: {} {} {}x{} {} {} kbit/s, {} frames ({} key), {} lost packets, {} dropped frames{}",
+            s.label(),
+            n.state.name(),
+            n.codec.map_or("-", |c| c.name()),
+            n.width,
+            n.height,
+            fps.as_deref().unwrap_or("? fps"),
+            n.bitrate_bps / 1000,
+            n.frames,
+            n.key_frames,
+            n.packets_lost,
+            n.frames_dropped,
+            n.last_error.map(|e| format!(", last error: {e}")).unwrap_or_default(),
+        );
+    }
+}
+
+/// Runs until a signal (or `seconds`), logging a summary every 10 s.
+pub fn supervise(streams: Streams, seconds: Option<u32>) {
+    let start = Instant::now();
+    let mut last_summary = Instant::now();
+    let limit = seconds.map(|s| Duration::from_secs(u64::from(s)));
+    loop {
+        if crate::signals::stop_requested() || limit.is_some_and(|l| start.elapsed() >= l) {
+            break;
+        }
+        if crate::signals::take_reload() {
+            log::warn!("SIGHUP: config reload is not implemented yet; keeping the running config");
+        }
+        if last_summary.elapsed() >= Duration::from_secs(10) {
+            log_summary(&streams.statuses);
+            last_summary = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    log::info!("stopping");
+    log_summary(&streams.statuses);
+    streams.shutdown(Duration::from_secs(5));
+}
+
+/// The config of `vigil demo`: the built-in camera's three clips.
+pub fn demo_config(camera_addr: std::net::SocketAddr, data: &std::path::Path) -> Config {
+    let text = format!(
+        r#"
+[storage]
+path = {path}
+pool_size_mb = 16
+pools = 8
+sync_interval_ms = 1000
+
+[http]
+listen = "127.0.0.1:8080"
+auth = false
+
+[system]
+stream_start_spacing_ms = 100
+
+[[camera]]
+name = "demo"
+url = "rtsp://{a}/h264/demo"
+sub_url = "rtsp://{a}/mjpeg/demo"
+record = "both"
+
+[[camera]]
+name = "demo-hevc"
+url = "rtsp://{a}/h265/demo"
+"#,
+        path = toml_edit::Value::from(data.to_string_lossy().as_ref()),
+        a = camera_addr,
+    );
+    // The text above is ours and fixed; a failure is a bug caught by tests.
+    crate::config::parse_str(&text, std::path::Path::new("."))
+        .unwrap_or_else(|e| panic!("built-in demo config is invalid: {e}"))
+}
+
+/// Cameras' streams as `(camera, kind)` pairs, for callers that only need names.
+pub fn stream_names(cameras: &[Camera]) -> Vec<(String, StreamKind)> {
+    cameras
+        .iter()
+        .flat_map(|c| c.streams().into_iter().map(|(k, _)| (c.name.clone(), k)))
+        .collect()
+}

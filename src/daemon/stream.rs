@@ -1,0 +1,198 @@
+//! One stream's thread: a smol `LocalExecutor` running the RTSP session,
+//! restarted with exponential backoff and jitter when it fails.
+
+use super::{FrameSink, StopToken, StreamState, StreamStatus};
+use crate::config::{Camera, Config, StreamKind, Transport};
+use crate::rtsp::client::{run_session, SessionOptions};
+use futures_lite::future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything a stream thread needs, owned (no reference to the config).
+#[derive(Clone, Debug)]
+pub struct StreamSpec {
+    pub camera: String,
+    pub kind: StreamKind,
+    pub session: SessionOptions,
+    pub enabled: bool,
+}
+
+impl StreamSpec {
+    pub fn new(config: &Config, cam: &Camera, kind: StreamKind, url: &str) -> Self {
+        StreamSpec {
+            camera: cam.name.clone(),
+            kind,
+            session: SessionOptions {
+                url: url.to_owned(),
+                username: cam.username.clone(),
+                password: cam.password.clone(),
+                transport: cam.transport,
+                max_frame_bytes: config.memory.max_frame_kb.saturating_mul(1024),
+                label: format!("{}/{}", cam.name, kind.name()),
+                ..SessionOptions::default()
+            },
+            enabled: cam.enabled,
+        }
+    }
+
+    /// A spec for tests and tools: one URL, defaults for the rest.
+    pub fn for_url(camera: &str, url: &str, transport: Transport) -> Self {
+        StreamSpec {
+            camera: camera.to_owned(),
+            kind: StreamKind::Main,
+            session: SessionOptions {
+                url: url.to_owned(),
+                transport,
+                label: format!("{camera}/main"),
+                ..SessionOptions::default()
+            },
+            enabled: true,
+        }
+    }
+}
+
+/// Reconnect delays: 1 s doubling to 60 s, each with up to 25% jitter so
+/// that cameras behind one switch do not all retry at once; reset after a
+/// session that streamed for a minute.
+pub(crate) struct Backoff {
+    next: Duration,
+    rng: u32,
+}
+
+pub(crate) const BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(60);
+const HEALTHY: Duration = Duration::from_secs(60);
+
+impl Backoff {
+    pub(crate) fn new(seed: u32) -> Self {
+        Backoff {
+            next: BACKOFF_MIN,
+            rng: seed | 1,
+        }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.next = BACKOFF_MIN;
+    }
+
+    pub(crate) fn next_delay(&mut self) -> Duration {
+        // xorshift32: plenty for jitter, no dependency.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 17;
+        self.rng ^= self.rng << 5;
+        let base = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let jitter_permille = self.rng % 251; // 0..=25%
+        base + base * jitter_permille / 1000
+    }
+}
+
+/// Starts the stream's thread. It waits `start_delay` (staggered start-up),
+/// then keeps a session running until `stop`.
+pub fn spawn_stream(
+    spec: StreamSpec,
+    status: Arc<StreamStatus>,
+    mut sink: Box<dyn FrameSink>,
+    stop: StopToken,
+    start_delay: Duration,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let name = format!("stream {}", spec.session.label);
+    std::thread::Builder::new()
+        // Small stacks: 16 streams must fit next to everything else on a
+        // 256 MB board; the session keeps its buffers on the heap.
+        .stack_size(256 * 1024)
+        .name(name)
+        .spawn(move || {
+            let ex = smol::LocalExecutor::new();
+            future::block_on(ex.run(run_stream(spec, status, sink.as_mut(), stop, start_delay)));
+        })
+}
+
+async fn sleep_or_stop(d: Duration, stop: &StopToken) {
+    future::or(
+        async {
+            async_io::Timer::after(d).await;
+        },
+        stop.stopped(),
+    )
+    .await;
+}
+
+async fn run_stream(
+    spec: StreamSpec,
+    status: Arc<StreamStatus>,
+    sink: &mut dyn FrameSink,
+    stop: StopToken,
+    start_delay: Duration,
+) {
+    let label = &spec.session.label;
+    if !spec.enabled {
+        status.set_state(StreamState::Disabled);
+        log::info!("{label}: disabled");
+        stop.stopped().await;
+        return;
+    }
+    if !start_delay.is_zero() {
+        sleep_or_stop(start_delay, &stop).await;
+    }
+    let seed = label
+        .bytes()
+        .fold(0x9e37_79b9u32, |h, b| h.rotate_left(5) ^ u32::from(b))
+        ^ Instant::now().elapsed().subsec_nanos();
+    let mut backoff = Backoff::new(seed);
+    let mut attempt = 0u32;
+    while !stop.is_stopped() {
+        if attempt > 0 {
+            status.count_reconnect();
+        }
+        attempt += 1;
+        let started = Instant::now();
+        let frames_before = status.snapshot().frames;
+        let result = run_session(&spec.session, &status, sink, &stop).await;
+        sink.discontinuity();
+        let err = match result {
+            Ok(()) => break,
+            Err(e) => e,
+        };
+        if stop.is_stopped() {
+            break;
+        }
+        let streamed = status.snapshot().frames > frames_before;
+        if streamed && started.elapsed() >= HEALTHY {
+            backoff.reset();
+        }
+        // A stream that was delivering and broke is reconnecting; one that
+        // never got going (refused, auth, garbage) is in error.
+        let state = if streamed {
+            StreamState::Reconnecting
+        } else {
+            StreamState::Error
+        };
+        let delay = backoff.next_delay();
+        log::warn!(
+            "{label}: {err}; reconnecting in {:.1} s",
+            delay.as_secs_f32()
+        );
+        status.set_error(state, err.to_string());
+        sleep_or_stop(delay, &stop).await;
+    }
+    log::info!("{label}: stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_minute_with_bounded_jitter() {
+        let mut b = Backoff::new(12345);
+        let mut base = BACKOFF_MIN;
+        for _ in 0..12 {
+            let d = b.next_delay();
+            assert!(d >= base && d <= base + base / 4, "{d:?} vs {base:?}");
+            base = (base * 2).min(BACKOFF_MAX);
+        }
+        b.reset();
+        assert!(b.next_delay() < Duration::from_millis(1300));
+    }
+}

@@ -1,0 +1,20 @@
+//! Vigil: a lean network video recorder for camera-class hardware.
+//!
+//! Data flows one way, and the modules are laid out in that order:
+//!
+//! ```text
+//! config -> daemon (one thread per stream) -> rtsp (client session, RTP)
+//!        -> media (depacketize into whole access units) -> sink (storage, viewers)
+//! ```
+//!
+//! `camera` is the built-in simulated camera: an RTSP *server* used by
+//! `vigil demo`, the tests and the benchmarks.
+
+pub mod camera;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod logging;
+pub mod media;
+pub mod rtsp;
+pub mod signals;

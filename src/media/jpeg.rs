@@ -1,0 +1,33 @@
+//! JPEG (RFC 2435) depacketizer.
+// STUB: replaced by the media brief.
+
+use super::{DepacketizeError, Depacketizer, Frame, VideoParams};
+use crate::rtsp::rtp::RtpPacket;
+
+pub struct JpegDepacketizer {
+    _max_frame_bytes: u32,
+}
+
+impl JpegDepacketizer {
+    pub fn new(max_frame_bytes: u32) -> Self {
+        JpegDepacketizer {
+            _max_frame_bytes: max_frame_bytes,
+        }
+    }
+}
+
+impl Depacketizer for JpegDepacketizer {
+    fn push(
+        &mut self,
+        _pkt: &RtpPacket<'_>,
+        _timestamp_90k: i64,
+        _loss_before: bool,
+        _emit: &mut dyn FnMut(Frame<'_>),
+    ) -> Result<(), DepacketizeError> {
+        Err(DepacketizeError::Malformed("not implemented"))
+    }
+
+    fn params(&self) -> Option<&VideoParams> {
+        None
+    }
+}

@@ -1,0 +1,165 @@
+//! Media: turning RTP payloads into whole access units ("frames").
+//!
+//! A [`Depacketizer`] is fed RTP packets in sequence order and hands each
+//! finished access unit to a callback as a [`Frame`] that borrows the
+//! depacketizer's own buffer, so steady-state operation allocates nothing.
+//!
+//! Sample format, chosen so the storage and the .mp4 muxer need no rewrite:
+//! - H.264 / H.265: AVC/HVC style, every NAL unit prefixed by its length as
+//!   a 4-byte big-endian integer. Parameter sets (SPS/PPS/VPS) and access
+//!   unit delimiters are *not* part of the sample; they live in
+//!   [`VideoParams`] (as an avcC / hvcC record) and a change of them is
+//!   flagged on the first frame that uses the new ones.
+//! - JPEG: one complete JFIF image per frame.
+
+pub mod h264;
+pub mod h265;
+pub mod jpeg;
+
+use crate::rtsp::rtp::RtpPacket;
+use std::fmt;
+
+/// Video codecs Vigil records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    H265,
+    Jpeg,
+}
+
+impl Codec {
+    /// The lowercase name used in the API and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::H265 => "h265",
+            Codec::Jpeg => "jpeg",
+        }
+    }
+
+    /// The codec of an SDP `rtpmap` encoding name (case-insensitive), or the
+    /// static payload type 26 for JPEG.
+    pub fn from_encoding_name(name: &str) -> Option<Codec> {
+        if name.eq_ignore_ascii_case("H264") {
+            Some(Codec::H264)
+        } else if name.eq_ignore_ascii_case("H265") || name.eq_ignore_ascii_case("HEVC") {
+            Some(Codec::H265)
+        } else if name.eq_ignore_ascii_case("JPEG") {
+            Some(Codec::Jpeg)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a decoder needs to know about a video stream, as it stands now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoParams {
+    pub codec: Codec,
+    pub width: u16,
+    pub height: u16,
+    /// Frame rate in thousandths of a frame per second, when the bitstream
+    /// says (H.264/H.265 VUI timing); `None` otherwise.
+    pub fps_milli: Option<u32>,
+    /// RFC 6381 codec string, e.g. `avc1.4d401e`, `hvc1.1.6.L93.B0`, `jpeg`.
+    pub rfc6381_codec: String,
+    /// The decoder configuration record: AVCDecoderConfigurationRecord
+    /// (avcC) for H.264, HEVCDecoderConfigurationRecord (hvcC) for H.265,
+    /// empty for JPEG.
+    pub decoder_config: Vec<u8>,
+}
+
+/// One whole access unit, borrowed from the depacketizer until the
+/// callback returns.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// Presentation time on the stream's unwrapped 90 kHz clock.
+    pub timestamp_90k: i64,
+    /// True for an IDR / IRAP picture (and for every JPEG).
+    pub key: bool,
+    /// The sample bytes, in the format described in the module doc.
+    pub data: &'a [u8],
+    /// The parameters this frame is decoded with.
+    pub params: &'a VideoParams,
+    /// True on the first frame after the parameters changed (or were first
+    /// known): the recording must start a new sample entry here.
+    pub params_changed: bool,
+    /// True when packets were lost inside or just before this frame, so a
+    /// decoder may show artefacts until the next key frame.
+    pub after_loss: bool,
+}
+
+/// Why a packet or frame was dropped. These are counted and logged, never
+/// fatal to the stream: the stream goes on with the next packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DepacketizeError {
+    /// The payload does not follow the payload format (RFC 6184 / 7798 / 2435).
+    Malformed(&'static str),
+    /// The frame would exceed the configured maximum size; it is dropped.
+    FrameTooLarge { limit: u32 },
+    /// Data before any usable parameter set; dropped until one arrives.
+    NoParameters,
+    /// Parameter sets present but unusable (unparseable SPS etc.).
+    BadParameters(String),
+}
+
+impl fmt::Display for DepacketizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DepacketizeError::Malformed(why) => write!(f, "malformed payload: {why}"),
+            DepacketizeError::FrameTooLarge { limit } => {
+                write!(f, "frame larger than the {limit}-byte limit")
+            }
+            DepacketizeError::NoParameters => f.write_str("no parameter sets yet"),
+            DepacketizeError::BadParameters(why) => write!(f, "bad parameter sets: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for DepacketizeError {}
+
+/// Turns RTP packets of one video track into whole access units.
+pub trait Depacketizer {
+    /// Feeds one packet, in sequence order. `timestamp_90k` is the packet's
+    /// RTP timestamp already unwrapped to 64 bits on the 90 kHz clock.
+    /// `loss_before` is true when one or more packets were lost just before
+    /// this one. If the packet completes an access unit (marker bit, or a
+    /// timestamp change), `emit` is called with it before this returns;
+    /// `emit` may be called at most once per `push`.
+    ///
+    /// An error means the packet (and possibly the access unit it belongs
+    /// to) was dropped; the depacketizer stays usable.
+    fn push(
+        &mut self,
+        pkt: &RtpPacket<'_>,
+        timestamp_90k: i64,
+        loss_before: bool,
+        emit: &mut dyn FnMut(Frame<'_>),
+    ) -> Result<(), DepacketizeError>;
+
+    /// The current parameters, once known.
+    fn params(&self) -> Option<&VideoParams>;
+}
+
+/// Creates the depacketizer for a track.
+///
+/// `fmtp` is the SDP `a=fmtp` value for the payload type (without the
+/// payload type number), used for `sprop-parameter-sets` /
+/// `sprop-vps/sps/pps`; `max_frame_bytes` bounds one access unit.
+pub fn new_depacketizer(
+    codec: Codec,
+    fmtp: Option<&str>,
+    max_frame_bytes: u32,
+) -> Box<dyn Depacketizer + Send> {
+    match codec {
+        Codec::H264 => Box::new(h264::H264Depacketizer::new(fmtp, max_frame_bytes)),
+        Codec::H265 => Box::new(h265::H265Depacketizer::new(fmtp, max_frame_bytes)),
+        Codec::Jpeg => Box::new(jpeg::JpegDepacketizer::new(max_frame_bytes)),
+    }
+}

@@ -1,0 +1,1 @@
+//! The RTSP connection: framing of RTSP messages and interleaved data.
