@@ -6,6 +6,8 @@
 //! in a hand-edited file must never quietly turn recording off.
 //! Relative paths are resolved against the directory of the config file.
 
+#[cfg(test)]
+mod boards_test;
 mod parse;
 
 use std::fmt;

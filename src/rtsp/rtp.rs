@@ -49,3 +49,75 @@ fn todo_parse(buf: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
         payload: &buf[12..],
     })
 }
+
+// TEMPORARY stubs with the contracted signatures, replaced by the parsers branch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeqResult {
+    Next { lost: u16 },
+    Stale,
+}
+#[derive(Default)]
+pub struct SequenceTracker {
+    last: Option<u16>,
+}
+impl SequenceTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn observe(&mut self, seq: u16) -> SeqResult {
+        let lost = self.last.map_or(0, |l| seq.wrapping_sub(l).wrapping_sub(1));
+        self.last = Some(seq);
+        SeqResult::Next {
+            lost: if lost > 0x8000 { 0 } else { lost },
+        }
+    }
+}
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unwrapped {
+    pub ts_90k: i64,
+    pub jumped: bool,
+}
+pub struct TimestampUnwrapper {
+    last: Option<(u32, i64)>,
+}
+impl TimestampUnwrapper {
+    pub fn new(_clock_rate: u32) -> Self {
+        TimestampUnwrapper { last: None }
+    }
+    pub fn unwrap(&mut self, ts: u32) -> Unwrapped {
+        let v = match self.last {
+            None => i64::from(ts),
+            Some((l, lv)) => lv + i64::from(ts.wrapping_sub(l) as i32),
+        };
+        self.last = Some((ts, v));
+        Unwrapped {
+            ts_90k: v,
+            jumped: false,
+        }
+    }
+}
+pub struct ReorderBuffer {
+    buf: Vec<u8>,
+    full: bool,
+}
+impl ReorderBuffer {
+    pub fn new(_slots: usize, slot_bytes: usize) -> Self {
+        ReorderBuffer {
+            buf: Vec::with_capacity(slot_bytes),
+            full: false,
+        }
+    }
+    pub fn push(&mut self, pkt: &[u8]) -> Result<(), RtpError> {
+        self.buf.clear();
+        self.buf.extend_from_slice(pkt);
+        self.full = true;
+        Ok(())
+    }
+    pub fn pop(&mut self) -> Option<(&[u8], u16)> {
+        if std::mem::take(&mut self.full) {
+            Some((&self.buf, 0))
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,50 @@
+# Vigil — the two set-up commands are `make demo` and `make test`.
+# Every target installs what it needs on a fresh Debian/Ubuntu machine.
+
+CARGO ?= cargo
+FUZZ_RUNS ?= 1000000
+
+.PHONY: all build release demo test test-deps toolchain lint fuzz fuzz-deps clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+# Records the built-in simulated camera (no setup, no camera needed).
+demo: release
+	./target/release/vigil demo
+
+# Rust components the checks need (rustfmt, clippy); quick when present.
+toolchain:
+	@command -v rustup >/dev/null 2>&1 || { echo "make: rustup is needed (https://rustup.rs)"; exit 1; }
+	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+# System packages of the real-peer tests (GStreamer RTSP server, ffmpeg).
+test-deps:
+	bash scripts/install-test-deps.sh
+
+lint: toolchain
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+# Every test, including those against GStreamer and ffmpeg.
+test: toolchain test-deps lint
+	$(CARGO) test -- --include-ignored
+
+fuzz-deps:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+# Runs every fuzz target for FUZZ_RUNS iterations (not part of `make test`).
+fuzz: fuzz-deps
+	cd fuzz && for t in $$(RUSTC_BOOTSTRAP=1 cargo fuzz list); do \
+		echo "== $$t"; \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -runs=$(FUZZ_RUNS) -max_len=4096 || exit 1; \
+	done
+
+clean:
+	$(CARGO) clean
