@@ -45,6 +45,8 @@ pub struct StreamSnapshot {
     pub frames: u64,
     pub key_frames: u64,
     pub bytes: u64,
+    /// RTP packets of the video track accepted.
+    pub packets: u64,
     pub packets_lost: u64,
     /// Frames dropped whole: malformed, too large, or before parameters.
     pub frames_dropped: u64,
@@ -70,6 +72,7 @@ impl Default for StreamSnapshot {
             frames: 0,
             key_frames: 0,
             bytes: 0,
+            packets: 0,
             packets_lost: 0,
             frames_dropped: 0,
             packets_ignored: 0,
@@ -187,6 +190,10 @@ impl StreamStatus {
                 i.window_frames = 0;
             }
         });
+    }
+
+    pub fn count_packet(&self) {
+        self.with(|i| i.snap.packets += 1);
     }
 
     pub fn count_lost(&self, packets: u64) {

@@ -976,6 +976,7 @@ impl Receiver {
             }
         };
         self.last_packet_at = Instant::now();
+        status.count_packet();
         if lost > 0 {
             status.count_lost(u64::from(lost));
         }
