@@ -1,5 +1,7 @@
 //! RTCP (RFC 3550 §6): sender reports, for mapping RTP time to wall clock.
-// STUB: replaced by the rtcp brief.
+//!
+//! Only what the recorder needs: find the sender report in a compound
+//! packet. Every length is checked against the buffer; nothing allocates.
 
 use std::fmt;
 
@@ -22,7 +24,153 @@ impl fmt::Display for RtcpError {
 
 impl std::error::Error for RtcpError {}
 
+/// Packet type of a sender report.
+const PT_SR: u8 = 200;
+/// Common header (4) + SSRC (4) + sender info (20).
+const SR_MIN_LEN: usize = 28;
+
+fn be32(buf: &[u8], at: usize) -> Option<u32> {
+    let b = buf.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
 /// The first sender report of a compound RTCP packet, if any.
-pub fn sender_report(_compound: &[u8]) -> Result<Option<SenderReport>, RtcpError> {
+///
+/// The packets before it are walked by their length fields (32-bit words
+/// minus one); a packet that is not version 2 or that runs past the end of
+/// the buffer is an error. Packets after the first SR are not examined.
+pub fn sender_report(compound: &[u8]) -> Result<Option<SenderReport>, RtcpError> {
+    if compound.len() < 4 {
+        return Err(RtcpError("shorter than an RTCP header"));
+    }
+    let mut rest = compound;
+    while !rest.is_empty() {
+        let header = rest
+            .get(..4)
+            .ok_or(RtcpError("truncated header in compound packet"))?;
+        if header[0] >> 6 != 2 {
+            return Err(RtcpError("not RTCP version 2"));
+        }
+        let packet_type = header[1];
+        let words = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let len = (words + 1) * 4;
+        let packet = rest
+            .get(..len)
+            .ok_or(RtcpError("length field past the end of the packet"))?;
+        if packet_type == PT_SR {
+            if packet.len() < SR_MIN_LEN {
+                return Err(RtcpError("sender report too short"));
+            }
+            let field = |at| be32(packet, at).ok_or(RtcpError("sender report too short"));
+            let ntp_hi = field(8)?;
+            let ntp_lo = field(12)?;
+            return Ok(Some(SenderReport {
+                ssrc: field(4)?,
+                ntp_timestamp: (u64::from(ntp_hi) << 32) | u64::from(ntp_lo),
+                rtp_timestamp: field(16)?,
+            }));
+        }
+        rest = rest.get(len..).unwrap_or(&[]);
+    }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sr() -> Vec<u8> {
+        let mut p = vec![0x80, 200, 0, 6];
+        p.extend_from_slice(&0x1122_3344u32.to_be_bytes()); // SSRC
+        p.extend_from_slice(&0xe000_0001u32.to_be_bytes()); // NTP seconds
+        p.extend_from_slice(&0x8000_0000u32.to_be_bytes()); // NTP fraction
+        p.extend_from_slice(&123_456u32.to_be_bytes()); // RTP timestamp
+        p.extend_from_slice(&10u32.to_be_bytes()); // packet count
+        p.extend_from_slice(&1000u32.to_be_bytes()); // octet count
+        p
+    }
+
+    fn rr() -> Vec<u8> {
+        // Receiver report with no report blocks.
+        let mut p = vec![0x80, 201, 0, 1];
+        p.extend_from_slice(&7u32.to_be_bytes());
+        p
+    }
+
+    fn sdes() -> Vec<u8> {
+        // SDES with one chunk: SSRC, CNAME "ab", end, padded to a word.
+        let mut p = vec![0x81, 202, 0, 2];
+        p.extend_from_slice(&0x1122_3344u32.to_be_bytes());
+        p.extend_from_slice(&[1, 2, b'a', b'b']);
+        p
+    }
+
+    fn expected() -> SenderReport {
+        SenderReport {
+            ssrc: 0x1122_3344,
+            ntp_timestamp: 0xe000_0001_8000_0000,
+            rtp_timestamp: 123_456,
+        }
+    }
+
+    #[test]
+    fn lone_sender_report() {
+        assert_eq!(sender_report(&sr()), Ok(Some(expected())));
+    }
+
+    #[test]
+    fn sender_report_after_other_packets() {
+        let mut c = rr();
+        c.extend(sdes());
+        c.extend(sr());
+        assert_eq!(sender_report(&c), Ok(Some(expected())));
+        let mut d = sr();
+        d.extend(sdes());
+        assert_eq!(sender_report(&d), Ok(Some(expected())));
+    }
+
+    #[test]
+    fn sender_report_with_report_blocks() {
+        let mut p = sr();
+        p[0] = 0x81; // one report block
+        p[3] = 12;
+        p.extend_from_slice(&[0; 24]);
+        assert_eq!(sender_report(&p), Ok(Some(expected())));
+    }
+
+    #[test]
+    fn no_sender_report() {
+        let mut c = rr();
+        c.extend(sdes());
+        assert_eq!(sender_report(&c), Ok(None));
+    }
+
+    #[test]
+    fn truncated_and_garbage() {
+        assert!(sender_report(&[]).is_err());
+        assert!(sender_report(&[0x80, 200]).is_err());
+        let full = sr();
+        for n in 1..full.len() {
+            assert!(sender_report(&full[..n]).is_err(), "length {n}");
+        }
+        // Length field claims more than present.
+        let mut long = sr();
+        long[3] = 7;
+        assert!(sender_report(&long).is_err());
+        // SR whose length is too short for the sender info.
+        let short = [0x80, 200, 0, 1, 0, 0, 0, 1];
+        assert!(sender_report(&short).is_err());
+        // Wrong version.
+        let mut v1 = sr();
+        v1[0] = 0x40;
+        assert!(sender_report(&v1).is_err());
+        // Trailing bytes that do not form a header.
+        let mut trail = rr();
+        trail.extend_from_slice(&[0x80, 200]);
+        assert!(sender_report(&trail).is_err());
+        // Garbage after an RR.
+        let mut junk = rr();
+        junk.extend_from_slice(&[0xff; 40]);
+        assert!(sender_report(&junk).is_err());
+    }
 }
