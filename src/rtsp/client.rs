@@ -139,6 +139,9 @@ const MAX_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// UDP reorder window: enough for a burst of a few ms at 10 Mbit/s.
 const REORDER_SLOTS: usize = 16;
 const UDP_SLOT_BYTES: usize = 4096;
+/// How long a UDP gap may wait for a late packet before it counts as lost;
+/// without it a low-rate sub stream would stall behind one lost packet.
+const REORDER_WAIT: Duration = Duration::from_millis(100);
 
 /// Runs one session until it fails (`Err`) or `stop` is requested (`Ok`).
 pub async fn run_session(
@@ -646,9 +649,14 @@ impl Session<'_> {
             (self.session_timeout / 2).clamp(Duration::from_secs(1), MAX_KEEPALIVE_INTERVAL);
         let mut next_keepalive = Instant::now() + keepalive_every;
         let mut keepalive_cseq: Option<u32> = None;
+        // When the UDP reorder window started waiting for a missing packet.
+        let mut gap_since: Option<Instant> = None;
         let result = loop {
             let data_deadline = self.rx.last_packet_at + self.opts.data_timeout;
-            let wake = next_keepalive.min(data_deadline);
+            let mut wake = next_keepalive.min(data_deadline);
+            if let Some(t) = gap_since {
+                wake = wake.min(t + REORDER_WAIT);
+            }
             let Some(track) = self.track.as_mut() else {
                 break Err(SessionError::Protocol("playing without a track".into()));
             };
@@ -707,6 +715,12 @@ impl Session<'_> {
                 Event::Failed(e) => break Err(e),
                 Event::Tick => {
                     let now = Instant::now();
+                    if gap_since.is_some_and(|t| now >= t + REORDER_WAIT) {
+                        if let (Some(track), Some(udp)) = (self.track.as_mut(), self.udp.as_mut()) {
+                            self.rx.flush_udp_gap(track, udp, status, sink);
+                        }
+                        gap_since = None;
+                    }
                     if now >= self.rx.last_packet_at + self.opts.data_timeout {
                         break Err(SessionError::NoData(self.opts.data_timeout));
                     }
@@ -744,6 +758,11 @@ impl Session<'_> {
                 Event::UdpRtp(Ok((n, from))) => {
                     if let (Some(track), Some(udp)) = (self.track.as_mut(), self.udp.as_mut()) {
                         self.rx.on_udp_rtp(track, udp, n, from, status, sink);
+                        if !udp.reorder.is_waiting() {
+                            gap_since = None;
+                        } else if gap_since.is_none() {
+                            gap_since = Some(Instant::now());
+                        }
                     }
                 }
                 Event::UdpRtcp(Ok((n, from))) => {
@@ -885,6 +904,16 @@ impl Receiver {
         }
         // Packets come back out in sequence order; the sequence tracker
         // counts what the window gave up on as lost.
+        while let Some((pkt, _lost)) = udp.reorder.pop() {
+            self.on_rtp(track, pkt, status, Some(&mut *sink));
+        }
+    }
+
+    /// Gives up on the missing packet the reorder window waits for.
+    fn flush_udp_gap(&mut self, track: &mut Track, udp: &mut UdpPair, status: &StreamStatus, sink: &mut dyn FrameSink) {
+        if let Some((pkt, _lost)) = udp.reorder.pop_forced() {
+            self.on_rtp(track, pkt, status, Some(&mut *sink));
+        }
         while let Some((pkt, _lost)) = udp.reorder.pop() {
             self.on_rtp(track, pkt, status, Some(&mut *sink));
         }
