@@ -56,12 +56,19 @@ fn start_camera() -> (Camera, String) {
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(i) = line.find("rtsp://") {
-                let url = line[i..].split_whitespace().next().unwrap_or("").trim_end_matches('/').to_owned();
+                let url = line[i..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches('/')
+                    .to_owned();
                 let _ = tx.send(url);
             }
         }
     });
-    let url = rx.recv_timeout(Duration::from_secs(10)).expect("camera did not report its address");
+    let url = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("camera did not report its address");
     (Camera(child), url)
 }
 
@@ -70,11 +77,22 @@ fn measure(transport: Transport, path: &str) -> (u64, usize) {
     let spec = StreamSpec::for_url("alloc", &format!("{base}/{path}"), transport);
     let status = Arc::new(StreamStatus::new("alloc", spec.kind));
     let stop = StopSource::new();
-    let t = spawn_stream(spec, status.clone(), Box::new(DiscardSink), stop.token(), Duration::ZERO).unwrap();
+    let t = spawn_stream(
+        spec,
+        status.clone(),
+        Box::new(DiscardSink),
+        stop.token(),
+        Duration::ZERO,
+    )
+    .unwrap();
     // Warm up: connected, parameters known, buffers grown to their size.
     let deadline = Instant::now() + Duration::from_secs(15);
     while status.snapshot().key_frames < 2 {
-        assert!(Instant::now() < deadline, "no key frames: {:?}", status.snapshot());
+        assert!(
+            Instant::now() < deadline,
+            "no key frames: {:?}",
+            status.snapshot()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let p1 = status.snapshot().packets;
@@ -101,6 +119,9 @@ fn receiving_allocates_nothing_per_packet() {
         println!("{path} over {transport:?}: {packets} packets, {allocs} allocations, {per_packet:.4} per packet");
         assert!(packets > 50, "{path}: too few packets to judge ({packets})");
         // A keep-alive may fall into the window; per packet, nothing.
-        assert!(allocs <= 20, "{path} over {transport:?}: {allocs} allocations for {packets} packets");
+        assert!(
+            allocs <= 20,
+            "{path} over {transport:?}: {allocs} allocations for {packets} packets"
+        );
     }
 }

@@ -73,7 +73,12 @@ impl Running {
         Running::start(StreamSpec::for_url("fake", url, Transport::Tcp))
     }
 
-    fn wait(&self, what: &str, timeout: Duration, cond: impl Fn(&Got, &vigil::daemon::StreamSnapshot) -> bool) {
+    fn wait(
+        &self,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&Got, &vigil::daemon::StreamSnapshot) -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         loop {
             let snap = self.status.snapshot();
@@ -91,7 +96,9 @@ impl Running {
     }
 
     fn wait_frames(&self, n: u32) {
-        self.wait(&format!("{n} frames"), Duration::from_secs(10), |g, _| g.frames >= n);
+        self.wait(&format!("{n} frames"), Duration::from_secs(10), |g, _| {
+            g.frames >= n
+        });
     }
 
     fn stop(mut self) {
@@ -136,7 +143,11 @@ fn content_base_without_scheme_resolves_against_request_url() {
     let r = Running::url(&cam.url("stream"));
     r.wait_frames(5);
     r.stop();
-    let setup = cam.seen().into_iter().find(|s| s.method == "SETUP").unwrap();
+    let setup = cam
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "SETUP")
+        .unwrap();
     assert_eq!(setup.uri, format!("rtsp://{}/other/trackID=1", cam.addr));
 }
 
@@ -160,7 +171,11 @@ fn describe_without_content_type_and_sloppy_sdp() {
     let r = Running::url(&cam.url("stream"));
     r.wait_frames(5);
     r.stop();
-    let setup = cam.seen().into_iter().find(|s| s.method == "SETUP").unwrap();
+    let setup = cam
+        .seen()
+        .into_iter()
+        .find(|s| s.method == "SETUP")
+        .unwrap();
     assert!(setup.uri.ends_with("/trackID=1"), "{}", setup.uri);
 }
 
@@ -177,8 +192,13 @@ fn unauthorized_describe_after_open_options() {
     r.wait_frames(5);
     r.stop();
     let seen = cam.seen();
-    assert!(seen[0].authorization.is_none(), "OPTIONS went out unauthenticated");
-    assert!(seen.iter().any(|s| s.method == "PLAY" && s.authorization.is_some()));
+    assert!(
+        seen[0].authorization.is_none(),
+        "OPTIONS went out unauthenticated"
+    );
+    assert!(seen
+        .iter()
+        .any(|s| s.method == "PLAY" && s.authorization.is_some()));
 }
 
 #[test]
@@ -205,7 +225,10 @@ fn wrong_password_is_an_authentication_error() {
     spec.session.password = Some("wrong".into());
     let r = Running::start(spec);
     r.wait("error state", Duration::from_secs(10), |_, s| {
-        s.state == StreamState::Error && s.last_error.as_deref().is_some_and(|e| e.contains("authentication"))
+        s.state == StreamState::Error
+            && s.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("authentication"))
     });
     let err = r.status.snapshot().last_error.unwrap();
     assert!(!err.contains("wrong") || err.contains("password"), "{err}");
@@ -228,7 +251,9 @@ fn odd_channels_early_rtp_unknown_channel_and_foreign_rtcp() {
     // Channel 6 carries our RTP here, so the fake's "unknown channel"
     // packet arrives on it with a foreign payload type: ignored, counted,
     // like the RTCP from a foreign SSRC.
-    r.wait("ignored packets", Duration::from_secs(5), |_, s| s.packets_ignored > 0);
+    r.wait("ignored packets", Duration::from_secs(5), |_, s| {
+        s.packets_ignored > 0
+    });
     let g = r.got.lock().unwrap();
     assert_eq!((g.width, g.height), (640, 360));
     assert_eq!(g.non_increasing, 0);
@@ -244,7 +269,9 @@ fn data_on_a_channel_never_set_up_is_ignored() {
     });
     let r = Running::url(&cam.url("stream"));
     r.wait_frames(30);
-    r.wait("ignored packets", Duration::from_secs(5), |_, s| s.packets_ignored >= 10);
+    r.wait("ignored packets", Duration::from_secs(5), |_, s| {
+        s.packets_ignored >= 10
+    });
     r.stop();
 }
 
@@ -322,7 +349,10 @@ fn rejected_get_parameter_keepalive_falls_back_to_options() {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "no OPTIONS keep-alive after GET_PARAMETER: {m:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no OPTIONS keep-alive after GET_PARAMETER: {m:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // Keep-alives carry the session id, trimmed of its parameters.
@@ -370,11 +400,16 @@ fn stalled_camera_times_out_and_reconnects() {
     let mut spec = StreamSpec::for_url("fake", &cam.url("stream"), Transport::Tcp);
     spec.session.data_timeout = Duration::from_millis(700);
     let r = Running::start(spec);
-    r.wait("a reconnect after the stall", Duration::from_secs(15), |g, s| {
-        s.reconnects >= 1 && g.frames >= 40
-    });
+    r.wait(
+        "a reconnect after the stall",
+        Duration::from_secs(15),
+        |g, s| s.reconnects >= 1 && g.frames >= 40,
+    );
     let snap = r.status.snapshot();
-    assert!(snap.last_error.unwrap_or_default().contains("no video data"));
+    assert!(snap
+        .last_error
+        .unwrap_or_default()
+        .contains("no video data"));
     r.stop();
     // The stalled session was torn down before the new one was set up.
     let m = cam.methods();

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil::rtsp::client::{parse_session_header, parse_transport, split_challenges};
+use vigil::rtsp::client::{parse_session_header, parse_transport};
 use vigil::rtsp::conn::parse_frame;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,7 +31,4 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = parse_session_header(&text);
     let _ = parse_transport(&text);
-    for c in split_challenges(&text) {
-        assert!(!c.is_empty());
-    }
 });

@@ -527,10 +527,11 @@ impl Session<'_> {
             let resp = self.wait_response(cseq, name, status).await?;
             let code = u16::from(resp.status());
             if code == 401 {
+                // rtsp-types joins repeated WWW-Authenticate headers with
+                // ", "; the authenticator parses such a list whole.
                 let challenges = header_str(&resp, &headers::WWW_AUTHENTICATE).unwrap_or("");
-                let list = split_challenges(challenges);
                 self.auth
-                    .on_unauthorized(&list)
+                    .on_unauthorized(&[challenges])
                     .map_err(SessionError::Auth)?;
                 continue;
             }
@@ -798,7 +799,7 @@ impl Session<'_> {
         if code == 401 {
             let challenges = header_str(resp, &headers::WWW_AUTHENTICATE).unwrap_or("");
             // A stale nonce: take the new one for the next keep-alive.
-            if let Err(e) = self.auth.on_unauthorized(&split_challenges(challenges)) {
+            if let Err(e) = self.auth.on_unauthorized(&[challenges]) {
                 log::warn!("{}: keep-alive refused: {e}", self.opts.label);
             }
             return;
@@ -910,7 +911,13 @@ impl Receiver {
     }
 
     /// Gives up on the missing packet the reorder window waits for.
-    fn flush_udp_gap(&mut self, track: &mut Track, udp: &mut UdpPair, status: &StreamStatus, sink: &mut dyn FrameSink) {
+    fn flush_udp_gap(
+        &mut self,
+        track: &mut Track,
+        udp: &mut UdpPair,
+        status: &StreamStatus,
+        sink: &mut dyn FrameSink,
+    ) {
         if let Some((pkt, _lost)) = udp.reorder.pop_forced() {
             self.on_rtp(track, pkt, status, Some(&mut *sink));
         }
@@ -1187,42 +1194,6 @@ pub fn parse_transport(v: &str) -> TransportReply {
     out
 }
 
-/// Splits a `WWW-Authenticate` value into one challenge per scheme.
-/// rtsp-types joins repeated headers with ", ", so `Digest realm="a",
-/// nonce="b", Basic realm="a"` arrives as one string: a new challenge
-/// starts at a bare token (no `=`) after a comma, outside quotes.
-pub fn split_challenges(v: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let mut in_quotes = false;
-    let bytes = v.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => in_quotes = !in_quotes,
-            b'\\' if in_quotes => i += 1,
-            b',' if !in_quotes => {
-                let rest = &v[i + 1..];
-                let token_end = rest
-                    .trim_start()
-                    .find(|c: char| c == ' ' || c == '=' || c == ',')
-                    .unwrap_or(rest.trim_start().len());
-                let after = rest.trim_start()[token_end..].trim_start();
-                let is_new_scheme = token_end > 0 && !after.starts_with('=');
-                if is_new_scheme {
-                    out.push(v[start..i].trim());
-                    start = i + 1;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    out.push(v[start..].trim());
-    out.retain(|s| !s.is_empty());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1260,24 +1231,6 @@ mod tests {
             Some((4, 5))
         );
         assert_eq!(parse_transport("garbage;;;=").interleaved, None);
-    }
-
-    #[test]
-    fn challenges_split_per_scheme() {
-        assert_eq!(
-            split_challenges(
-                r#"Digest realm="a, b", nonce="n", qop="auth,auth-int", Basic realm="a""#
-            ),
-            vec![
-                r#"Digest realm="a, b", nonce="n", qop="auth,auth-int""#,
-                r#"Basic realm="a""#
-            ]
-        );
-        assert_eq!(
-            split_challenges(r#"Basic realm="x""#),
-            vec![r#"Basic realm="x""#]
-        );
-        assert!(split_challenges("").is_empty());
     }
 
     #[test]

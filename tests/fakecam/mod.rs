@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 /// x264 main profile 640x360, 25 fps (VUI timing present).
 pub const SPS: &[u8] = &[
-    0x67, 0x4d, 0x40, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00,
-    0x03, 0x00, 0x32, 0x0f, 0x16, 0x2e, 0x48,
+    0x67, 0x4d, 0x40, 0x1e, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01,
+    0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2e, 0x48,
 ];
 pub const PPS: &[u8] = &[0x68, 0xeb, 0xc3, 0xcb, 0x20];
 
@@ -202,7 +202,11 @@ fn serve(
         match s.read(&mut chunk) {
             Ok(0) => return Ok(()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(e),
         }
         while let Ok((msg, used)) = Message::<Vec<u8>>::parse(&buf) {
@@ -237,7 +241,9 @@ fn serve(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
                 );
-                if *req.method() != Method::Options && h(&headers::AUTHORIZATION).as_deref() != Some(&want) {
+                if *req.method() != Method::Options
+                    && h(&headers::AUTHORIZATION).as_deref() != Some(&want)
+                {
                     let mut r = Response::builder(Version::V1_0, StatusCode::Unauthorized)
                         .header(headers::WWW_AUTHENTICATE, "Basic realm=\"fake\"");
                     if !script.no_cseq {
@@ -263,7 +269,10 @@ fn serve(
                         resp = resp.header(headers::CONTENT_TYPE, ct.as_str());
                     }
                     if let Some(cb) = &script.content_base {
-                        resp = resp.header(headers::CONTENT_BASE, cb.replace("{addr}", &addr.to_string()));
+                        resp = resp.header(
+                            headers::CONTENT_BASE,
+                            cb.replace("{addr}", &addr.to_string()),
+                        );
                     }
                     body = script.sdp.clone().into_bytes();
                 }
@@ -271,7 +280,10 @@ fn serve(
                     let (a, b) = script.interleaved;
                     resp = resp
                         .header(headers::SESSION, script.session_header.as_str())
-                        .header(headers::TRANSPORT, format!("RTP/AVP/TCP;unicast;interleaved={a}-{b}"));
+                        .header(
+                            headers::TRANSPORT,
+                            format!("RTP/AVP/TCP;unicast;interleaved={a}-{b}"),
+                        );
                 }
                 Method::Play => {
                     for _ in 0..script.frames_before_play_response {
@@ -279,11 +291,15 @@ fn serve(
                     }
                     resp = resp
                         .header(headers::SESSION, script.session_header.as_str())
-                        .header(headers::RTP_INFO, "url=rtsp://bogus/;seq=0;rtptime=notanumber");
+                        .header(
+                            headers::RTP_INFO,
+                            "url=rtsp://bogus/;seq=0;rtptime=notanumber",
+                        );
                     playing = true;
                 }
                 Method::GetParameter if script.reject_get_parameter => {
-                    resp = Response::builder(Version::V1_0, StatusCode::NotImplemented).header(headers::CSEQ, cseq);
+                    resp = Response::builder(Version::V1_0, StatusCode::NotImplemented)
+                        .header(headers::CSEQ, cseq);
                 }
                 Method::Teardown => playing = false,
                 _ => {}
@@ -295,7 +311,11 @@ fn serve(
             next_frame += script.frame_interval;
             if last_sr.elapsed() > Duration::from_millis(200) {
                 last_sr = Instant::now();
-                let ssrc = if script.rtcp_unknown_ssrc { 0x0bad_0bad } else { st.ssrc };
+                let ssrc = if script.rtcp_unknown_ssrc {
+                    0x0bad_0bad
+                } else {
+                    st.ssrc
+                };
                 let mut sr = vec![0x80, 200, 0, 6];
                 sr.extend_from_slice(&ssrc.to_be_bytes());
                 sr.extend_from_slice(&[0; 8]);
