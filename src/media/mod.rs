@@ -12,9 +12,13 @@
 //!   flagged on the first frame that uses the new ones.
 //! - JPEG: one complete JFIF image per frame.
 
+mod bits;
 pub mod h264;
 pub mod h265;
 pub mod jpeg;
+mod nal;
+#[cfg(test)]
+mod testutil;
 
 use crate::rtsp::rtp::RtpPacket;
 use std::fmt;
@@ -131,7 +135,10 @@ pub trait Depacketizer {
     /// `loss_before` is true when one or more packets were lost just before
     /// this one. If the packet completes an access unit (marker bit, or a
     /// timestamp change), `emit` is called with it before this returns;
-    /// `emit` may be called at most once per `push`.
+    /// `emit` may be called at most once per `push`: when one packet both
+    /// ends the unit in progress (new timestamp, no marker seen) and
+    /// completes the next one (marker bit), that second unit is emitted at
+    /// the start of the following `push`.
     ///
     /// An error means the packet (and possibly the access unit it belongs
     /// to) was dropped; the depacketizer stays usable.
