@@ -393,6 +393,8 @@ impl Session<'_> {
         } else {
             control
         };
+        // From PLAY on, data flows: stray bytes between frames are skipped.
+        self.conn.resync = true;
         let resp = match self
             .request(
                 Method::Play,
@@ -644,8 +646,6 @@ impl Session<'_> {
         sink: &mut dyn FrameSink,
         stop: &StopToken,
     ) -> Result<(), SessionError> {
-        // Once playing, stray bytes between frames are skipped and counted.
-        self.conn.resync = true;
         let keepalive_every =
             (self.session_timeout / 2).clamp(Duration::from_secs(1), MAX_KEEPALIVE_INTERVAL);
         let mut next_keepalive = Instant::now() + keepalive_every;

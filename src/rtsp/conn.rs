@@ -188,12 +188,10 @@ pub fn parse_frame(
                 return Err(ConnError::Garbage(preview(rest)));
             }
             // Quirk: stray bytes between interleaved frames. Skip to the
-            // next `$`; the caller counts what was skipped.
-            skipped += rest
-                .iter()
-                .skip(1)
-                .position(|&b| b == b'$')
-                .map_or(rest.len(), |p| p + 1);
+            // next `$` or answer (`RTSP/`); the caller counts the skip.
+            skipped += (1..rest.len())
+                .find(|&i| rest[i] == b'$' || rest[i..].starts_with(b"RTSP/"))
+                .unwrap_or(rest.len());
             continue;
         }
         return match Message::<Vec<u8>>::parse(rest) {
