@@ -5,6 +5,7 @@
 pub mod status;
 pub mod stop;
 mod stream;
+pub mod ticker;
 
 pub use status::{StreamSnapshot, StreamState, StreamStatus};
 pub use stop::{StopSource, StopToken};

@@ -104,7 +104,9 @@ pub fn spawn_stream(
         .name(name)
         .spawn(move || {
             let ex = smol::LocalExecutor::new();
-            future::block_on(ex.run(run_stream(spec, status, sink.as_mut(), stop, start_delay)));
+            // async_io::block_on: this thread drives the reactor itself while it
+            // waits, rather than being woken by async-io's driver thread.
+            async_io::block_on(ex.run(run_stream(spec, status, sink.as_mut(), stop, start_delay)));
         })
 }
 

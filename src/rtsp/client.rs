@@ -28,6 +28,7 @@ use super::rtp::{ReorderBuffer, RtpPacket, SeqResult, SequenceTracker, Timestamp
 use super::sdp::{self, SdpError};
 use super::url as rurl;
 use crate::config::Transport;
+use crate::daemon::ticker::Ticks;
 use crate::daemon::{FrameSink, StopToken, StreamStatus};
 use crate::media::{self, Depacketizer, Frame};
 use async_io::{Async, Timer};
@@ -652,12 +653,13 @@ impl Session<'_> {
         let mut keepalive_cseq: Option<u32> = None;
         // When the UDP reorder window started waiting for a missing packet.
         let mut gap_since: Option<Instant> = None;
+        // No async-io timer while streaming (see `daemon::ticker`): deadlines
+        // are checked on ticks, and the stop future is created once, so the
+        // steady state allocates nothing.
+        let mut ticks =
+            Ticks::subscribe().map_err(|e| SessionError::Connect(format!("ticker: {e}")))?;
+        let mut stopped = std::pin::pin!(stop.stopped());
         let result = loop {
-            let data_deadline = self.rx.last_packet_at + self.opts.data_timeout;
-            let mut wake = next_keepalive.min(data_deadline);
-            if let Some(t) = gap_since {
-                wake = wake.min(t + REORDER_WAIT);
-            }
             let Some(track) = self.track.as_mut() else {
                 break Err(SessionError::Protocol("playing without a track".into()));
             };
@@ -698,12 +700,16 @@ impl Session<'_> {
                 let timers = async {
                     future::or(
                         async {
-                            stop.stopped().await;
+                            stopped.as_mut().await;
                             Event::Stop
                         },
                         async {
-                            Timer::at(wake).await;
-                            Event::Tick
+                            match ticks.next().await {
+                                Ok(()) => Event::Tick,
+                                Err(e) => {
+                                    Event::Failed(SessionError::Connect(format!("ticker: {e}")))
+                                }
+                            }
                         },
                     )
                     .await
