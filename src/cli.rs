@@ -16,7 +16,7 @@ commands:
   run                                  connect to every configured camera
   config check                         validate the config, print effective values
   camera [--listen ADDR] [--auth basic|digest --user U --password P]
-                                       serve the built-in simulated camera over RTSP
+         [--bitrate-kbps N]            serve the built-in simulated camera over RTSP
   help [command]                       this text
 
 global options:
@@ -54,11 +54,14 @@ the file, the line and the key.
 
 const CAMERA_HELP: &str = "\
 usage: vigil camera [--listen ADDR] [--auth basic|digest --user U --password P]
+                    [--bitrate-kbps N]
 
 Serves the built-in simulated camera over RTSP on ADDR (default
-127.0.0.1:8554; loopback only). Paths: /h264, /h265, /mjpeg; anything
-after the first path segment names an independent stream, e.g.
-/h264/cam7. Runs until SIGINT/SIGTERM.
+127.0.0.1:8554; loopback only; port 0 picks a free one, logged at start).
+Paths: /h264, /h265, /mjpeg; anything after the first path segment names
+an independent stream, e.g. /h264/cam7. --bitrate-kbps pads the H.264 and
+H.265 frames with filler data up to N kbit/s, for load tests. Runs until
+SIGINT/SIGTERM.
 ";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +80,7 @@ pub enum Command {
     Camera {
         listen: String,
         auth: Option<CameraAuth>,
+        bitrate_kbps: Option<u32>,
     },
 }
 
@@ -234,8 +238,23 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
             let o = Options::new(
                 "camera",
                 rest,
-                &["--listen", "--auth", "--user", "--password"],
+                &[
+                    "--listen",
+                    "--auth",
+                    "--user",
+                    "--password",
+                    "--bitrate-kbps",
+                ],
             )?;
+            let bitrate_kbps = o
+                .get("--bitrate-kbps")
+                .map(|v| match v.parse::<u32>() {
+                    Ok(k) if (1..=100_000).contains(&k) => Ok(k),
+                    _ => Err(UsageError(format!(
+                        "--bitrate-kbps takes a whole number from 1 to 100000, got {v:?}"
+                    ))),
+                })
+                .transpose()?;
             let auth = match o.get("--auth") {
                 None => None,
                 Some(kind @ ("basic" | "digest")) => Some(CameraAuth {
@@ -258,6 +277,7 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
             Ok(Command::Camera {
                 listen: o.get("--listen").unwrap_or("127.0.0.1:8554").to_owned(),
                 auth,
+                bitrate_kbps,
             })
         }
         other => Err(UsageError(format!("unknown command {other:?}"))),
@@ -309,6 +329,14 @@ mod tests {
         assert!(p("demo --seconds x").is_err());
         assert!(p("config").is_err());
         assert!(p("camera --auth digest").is_err());
+        assert!(p("camera --bitrate-kbps 0").is_err());
+        assert!(matches!(
+            p("camera --bitrate-kbps 2000").unwrap().command,
+            Command::Camera {
+                bitrate_kbps: Some(2000),
+                ..
+            }
+        ));
         assert!(p("-c").is_err());
     }
 

@@ -65,6 +65,7 @@ fn main() -> ExitCode {
             let server = match camera::CameraServer::start(camera::ServerOptions {
                 listen: ([127, 0, 0, 1], 0).into(),
                 auth: None,
+                bitrate_kbps: None,
             }) {
                 Ok(s) => s,
                 Err(e) => {
@@ -81,7 +82,11 @@ fn main() -> ExitCode {
             server.stop();
             ExitCode::SUCCESS
         }
-        Command::Camera { listen, auth } => {
+        Command::Camera {
+            listen,
+            auth,
+            bitrate_kbps,
+        } => {
             let addr: std::net::SocketAddr = match listen.parse() {
                 Ok(a) => a,
                 Err(_) => {
@@ -96,14 +101,17 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             signals::install();
-            let server =
-                match camera::CameraServer::start(camera::ServerOptions { listen: addr, auth }) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("vigil: cannot listen on {addr}: {e}");
-                        return ExitCode::from(1);
-                    }
-                };
+            let server = match camera::CameraServer::start(camera::ServerOptions {
+                listen: addr,
+                auth,
+                bitrate_kbps,
+            }) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("vigil: cannot listen on {addr}: {e}");
+                    return ExitCode::from(1);
+                }
+            };
             log::info!(
                 "built-in camera serving on rtsp://{}/ (h264, h265, mjpeg)",
                 server.local_addr()

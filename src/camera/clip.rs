@@ -64,6 +64,79 @@ pub(crate) fn clips() -> Result<&'static [Clip], String> {
     }
 }
 
+/// The clips with H.264/H.265 frames padded by filler-data NAL units up to
+/// `kbps` (for load tests at a realistic bitrate; a clip already above it,
+/// and the MJPEG clip, are served as they are). Built once per bitrate and
+/// kept for the life of the process, so sessions stay allocation-free.
+pub(crate) fn clips_at_bitrate(kbps: u32) -> Result<&'static [Clip], String> {
+    static PADDED: std::sync::Mutex<Vec<(u32, &'static [Clip])>> =
+        std::sync::Mutex::new(Vec::new());
+    let base = clips()?;
+    let mut cache = PADDED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, c)) = cache.iter().find(|(k, _)| *k == kbps) {
+        return Ok(c);
+    }
+    let padded: Vec<Clip> = base.iter().map(|c| pad_clip(c, kbps)).collect();
+    let leaked: &'static [Clip] = Vec::leak(padded);
+    cache.push((kbps, leaked));
+    Ok(leaked)
+}
+
+fn pad_clip(clip: &Clip, kbps: u32) -> Clip {
+    let frames = clip.frames.len().max(1) as u64;
+    let bytes: u64 = clip
+        .frames
+        .iter()
+        .map(|f| match f {
+            ClipFrame::Nals { nals, .. } => nals.iter().map(|n| n.len() as u64).sum(),
+            ClipFrame::Jpeg(_) => 0,
+        })
+        .sum();
+    let fps = u64::from(clip.info.fps.max(1));
+    let target_per_frame = u64::from(kbps) * 1000 / 8 / fps;
+    let have_per_frame = bytes / frames;
+    let filler: Option<&'static [u8]> = match clip.info.codec {
+        Codec::Jpeg => None,
+        _ if target_per_frame <= have_per_frame + 8 => None,
+        codec => {
+            let n = usize::try_from(target_per_frame - have_per_frame)
+                .unwrap_or(0)
+                .min(1 << 20);
+            // Filler data: H.264 NAL type 12, H.265 FD_NUT (38); payload
+            // 0xFF bytes ended by the RBSP stop bit.
+            let mut nal: Vec<u8> = match codec {
+                Codec::H264 => vec![0x0c],
+                _ => vec![38 << 1, 0x01],
+            };
+            nal.resize(n.saturating_sub(1).max(nal.len()), 0xff);
+            nal.push(0x80);
+            Some(Vec::leak(nal))
+        }
+    };
+    let frames = clip
+        .frames
+        .iter()
+        .map(|f| match (f, filler) {
+            (ClipFrame::Nals { nals, key }, Some(fill)) => {
+                let mut nals = nals.clone();
+                nals.push(fill);
+                ClipFrame::Nals { nals, key: *key }
+            }
+            (ClipFrame::Nals { nals, key }, None) => ClipFrame::Nals {
+                nals: nals.clone(),
+                key: *key,
+            },
+            (ClipFrame::Jpeg(j), _) => ClipFrame::Jpeg(j.clone()),
+        })
+        .collect();
+    Clip {
+        info: clip.info,
+        frames,
+        payload_type: clip.payload_type,
+        sdp_media: clip.sdp_media.clone(),
+    }
+}
+
 fn build_index() -> Result<Vec<Clip>, String> {
     CLIPS
         .iter()

@@ -30,6 +30,9 @@ pub struct ServerOptions {
     /// Where to listen; must be a loopback address. Port 0 picks one.
     pub listen: SocketAddr,
     pub auth: Option<CameraAuth>,
+    /// Pad H.264/H.265 frames with filler data up to this bitrate (kbit/s),
+    /// for load tests; `None` serves the clips as they are.
+    pub bitrate_kbps: Option<u32>,
 }
 
 /// What one clip is, so tests can compare what a client received.
@@ -105,7 +108,11 @@ impl CameraServer {
                 ),
             ));
         }
-        let clips = clip::clips().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let clips = match opts.bitrate_kbps {
+            Some(kbps) => clip::clips_at_bitrate(kbps),
+            None => clip::clips(),
+        }
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let listener = TcpListener::bind(opts.listen)?;
         let addr = listener.local_addr()?;
         let listener = Async::new(listener)?;

@@ -16,6 +16,7 @@ fn server(auth: Option<CameraAuth>) -> CameraServer {
     CameraServer::start(ServerOptions {
         listen: ([127, 0, 0, 1], 0).into(),
         auth,
+        bitrate_kbps: None,
     })
     .expect("camera starts")
 }
@@ -219,6 +220,7 @@ fn refuses_non_loopback_addresses() {
     let err = CameraServer::start(ServerOptions {
         listen: ([0, 0, 0, 0], 0).into(),
         auth: None,
+        bitrate_kbps: None,
     })
     .err()
     .expect("0.0.0.0 is refused");
@@ -805,6 +807,7 @@ fn udp_session_times_out_without_keep_alive() {
         ServerOptions {
             listen: ([127, 0, 0, 1], 0).into(),
             auth: None,
+            bitrate_kbps: None,
         },
         Duration::from_secs(1),
     )
