@@ -18,7 +18,7 @@ clip=${5:-h264}
 bin=${VIGIL_BIN:-target/release/vigil}
 [ -x "$bin" ] || cargo build --release --quiet
 tmp=$(mktemp -d)
-cleanup() { kill "${cam:-}" "${rec:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { kill "${cam:-}" "${rec:-}" 2>/dev/null || true; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"; }
 trap cleanup EXIT
 
 "$bin" camera --listen 127.0.0.1:0 --bitrate-kbps "$kbps" 2>"$tmp/camera.log" &
@@ -59,9 +59,9 @@ wait "$rec" || true
 # Steady RSS: the median of the second half of the samples.
 half=$(( ${#samples[@]} / 2 ))
 steady=$(printf '%s\n' "${samples[@]:$half}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-frames=$(grep -o '[0-9]* frames' "$tmp/run.log" | tail -n "$n" | awk '{s+=$1} END {print s+0}')
-lost=$(grep -o '[0-9]* lost packets' "$tmp/run.log" | tail -n "$n" | awk '{s+=$1} END {print s+0}')
-dropped=$(grep -o '[0-9]* dropped frames' "$tmp/run.log" | tail -n "$n" | awk '{s+=$1} END {print s+0}')
+frames=$(grep -o '[0-9]\+ frames (' "$tmp/run.log" | tail -n "$n" | awk '{s+=$1} END {print s+0}')
+lost=$(grep -o '[0-9]\+ lost packets' "$tmp/run.log" | tail -n "$n" | awk '{s+=$1} END {print s+0}')
+dropped=$(grep -o '[0-9]\+ dropped frames' "$tmp/run.log" | tail -n "$n" | awk '{s+=$1} END {print s+0}')
 cpu=$(awk -v t="$cpu_ticks" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}')
 pct=$(awk -v t="$cpu_ticks" -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.1f", 100 * t / hz / s}')
 echo "ingest: streams=$n clip=$clip transport=$transport kbps=$kbps seconds=$secs" \

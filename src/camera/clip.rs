@@ -126,7 +126,7 @@ fn pad_clip(clip: &Clip, kbps: u32) -> Clip {
                 nals: nals.clone(),
                 key: *key,
             },
-            (ClipFrame::Jpeg(j), _) => ClipFrame::Jpeg(j.clone()),
+            (ClipFrame::Jpeg(j), _) => ClipFrame::Jpeg(*j),
         })
         .collect();
     Clip {
