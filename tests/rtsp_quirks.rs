@@ -416,3 +416,32 @@ fn stalled_camera_times_out_and_reconnects() {
     let first_teardown = m.iter().position(|x| x == "TEARDOWN").expect("TEARDOWN");
     assert!(m[first_teardown..].iter().any(|x| x == "PLAY"), "{m:?}");
 }
+
+#[test]
+fn a_session_left_by_a_dead_connection_is_torn_down_on_reconnect() {
+    let cam = FakeCamera::start(Script {
+        drop_after_frames: Some(20),
+        ..Script::default()
+    });
+    let r = Running::url(&cam.url("stream"));
+    r.wait("a reconnect", Duration::from_secs(10), |g, s| {
+        s.reconnects >= 1 && g.frames >= 30
+    });
+    r.stop();
+    let seen = cam.seen();
+    let setups: Vec<usize> = seen
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.method == "SETUP")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(setups.len() >= 2, "{seen:?}");
+    // Between the first connection's SETUP and the second's, a TEARDOWN of
+    // the old session went out on the new connection.
+    assert!(
+        seen[setups[0] + 1..setups[1]]
+            .iter()
+            .any(|s| s.method == "TEARDOWN" && s.session.as_deref() == Some("F00D")),
+        "{seen:?}"
+    );
+}

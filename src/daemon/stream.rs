@@ -3,7 +3,7 @@
 
 use super::{FrameSink, StopToken, StreamState, StreamStatus};
 use crate::config::{Camera, Config, StreamKind, Transport};
-use crate::rtsp::client::{run_session, SessionOptions};
+use crate::rtsp::client::{run_session, SessionMemory, SessionOptions};
 use futures_lite::future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,6 +143,7 @@ async fn run_stream(
         ^ Instant::now().elapsed().subsec_nanos();
     let mut backoff = Backoff::new(seed);
     let mut attempt = 0u32;
+    let mut memory = SessionMemory::default();
     while !stop.is_stopped() {
         if attempt > 0 {
             status.count_reconnect();
@@ -150,7 +151,7 @@ async fn run_stream(
         attempt += 1;
         let started = Instant::now();
         let frames_before = status.snapshot().frames;
-        let result = run_session(&spec.session, &status, sink, &stop).await;
+        let result = run_session(&spec.session, &status, sink, &stop, &mut memory).await;
         sink.discontinuity();
         let err = match result {
             Ok(()) => break,

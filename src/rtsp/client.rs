@@ -144,12 +144,25 @@ const UDP_SLOT_BYTES: usize = 4096;
 /// without it a low-rate sub stream would stall behind one lost packet.
 const REORDER_WAIT: Duration = Duration::from_millis(100);
 
+/// What one session leaves for the next one of the same stream.
+#[derive(Debug, Default)]
+pub struct SessionMemory {
+    /// A session the camera may still hold because its connection died
+    /// before TEARDOWN could be sent: the next session tears it down first.
+    /// Quirk: cameras that allow only 2-3 sessions, and servers that keep
+    /// sending (UDP) on a session we abandoned.
+    stale_session: Option<(Url, String)>,
+}
+
 /// Runs one session until it fails (`Err`) or `stop` is requested (`Ok`).
+/// `memory` carries what a session must tell the next (see
+/// [`SessionMemory`]); keep one per stream across reconnects.
 pub async fn run_session(
     opts: &SessionOptions,
     status: &StreamStatus,
     sink: &mut dyn FrameSink,
     stop: &StopToken,
+    memory: &mut SessionMemory,
 ) -> Result<(), SessionError> {
     let parsed = Url::parse(&opts.url).map_err(|e| {
         SessionError::BadUrl(format!("{e}: {}", crate::config::redact_url(&opts.url)))
@@ -165,7 +178,7 @@ pub async fn run_session(
     let mut auth = Authenticator::new(creds);
     for _ in 0..=MAX_REDIRECTS {
         let setup = future::or(
-            async { Some(Session::establish(&url, opts, &mut auth, status).await) },
+            async { Some(Session::establish(&url, opts, &mut auth, status, memory).await) },
             async {
                 stop.stopped().await;
                 None
@@ -185,7 +198,7 @@ pub async fn run_session(
                 url = stripped;
             }
             Some(Ok(Established::Playing(mut session))) => {
-                return session.stream(status, sink, stop).await;
+                return session.stream(status, sink, stop, memory).await;
             }
         }
     }
@@ -255,6 +268,7 @@ impl Session<'_> {
         opts: &'o SessionOptions,
         auth: &mut Authenticator,
         status: &StreamStatus,
+        memory: &mut SessionMemory,
     ) -> Result<Established<'o>, SessionError> {
         let addrs = url.socket_addrs(|| Some(554)).map_err(|e| {
             SessionError::Connect(format!(
@@ -283,6 +297,9 @@ impl Session<'_> {
             udp: None,
             rx: Receiver::new(&opts.label),
         });
+        if let Some((stale_url, id)) = memory.stale_session.take() {
+            s.teardown_stale(&stale_url, id).await;
+        }
         let result = s.setup_and_play(status).await;
         // Hand the authenticator back (with its nonce) for a redirect or retry.
         match result {
@@ -292,6 +309,7 @@ impl Session<'_> {
                 Ok(Established::Redirect(to))
             }
             Err(e) => {
+                s.release(&e, memory).await;
                 *auth = std::mem::replace(&mut s.auth, Authenticator::new(None));
                 Err(e)
             }
@@ -646,6 +664,7 @@ impl Session<'_> {
         status: &StreamStatus,
         sink: &mut dyn FrameSink,
         stop: &StopToken,
+        memory: &mut SessionMemory,
     ) -> Result<(), SessionError> {
         let keepalive_every =
             (self.session_timeout / 2).clamp(Duration::from_secs(1), MAX_KEEPALIVE_INTERVAL);
@@ -780,9 +799,14 @@ impl Session<'_> {
                 Event::UdpRtp(Err(_)) | Event::UdpRtcp(Err(_)) => {}
             }
         };
-        self.teardown().await;
-        if let Err(e) = &result {
-            log::debug!("{}: session ended: {e}", self.opts.label);
+        match &result {
+            Ok(()) => {
+                self.teardown().await;
+            }
+            Err(e) => {
+                log::debug!("{}: session ended: {e}", self.opts.label);
+                self.release(e, memory).await;
+            }
         }
         result
     }
@@ -824,9 +848,10 @@ impl Session<'_> {
 
     /// Best effort: tells the camera we are gone, so that it frees the
     /// session at once (cameras allow only a few) and stops sending.
-    async fn teardown(&mut self) {
+    /// Returns whether the request went out.
+    async fn teardown(&mut self) -> bool {
         if self.session_id.is_none() {
-            return;
+            return true;
         }
         let url = self.presentation_url.clone();
         let sent = with_timeout(
@@ -834,10 +859,43 @@ impl Session<'_> {
             self.send_request(Method::Teardown, &url, &[]),
         )
         .await;
-        if let Some(Ok(_)) = sent {
+        self.session_id = None;
+        let ok = matches!(sent, Some(Ok(_)));
+        if ok {
             log::debug!("{}: sent TEARDOWN", self.opts.label);
         }
+        ok
+    }
+
+    /// After a failure: TEARDOWN on this connection if it still works,
+    /// else leave the session for the next connection to tear down.
+    async fn release(&mut self, ended_by: &SessionError, memory: &mut SessionMemory) {
+        let Some(id) = self.session_id.clone() else {
+            return;
+        };
+        let dead = matches!(
+            ended_by,
+            SessionError::Conn(ConnError::Closed | ConnError::Io(_))
+        );
+        if !dead && self.teardown().await {
+            return;
+        }
         self.session_id = None;
+        memory.stale_session = Some((self.presentation_url.clone(), id));
+    }
+
+    /// Tears down a session an earlier connection left behind. Its answer
+    /// is not awaited: a late one is ignored like any stale answer.
+    async fn teardown_stale(&mut self, url: &Url, id: String) {
+        self.session_id = Some(id);
+        let sent = self.send_request(Method::Teardown, url, &[]).await;
+        self.session_id = None;
+        if sent.is_ok() {
+            log::debug!(
+                "{}: sent TEARDOWN for the session the last connection left",
+                self.opts.label
+            );
+        }
     }
 }
 

@@ -70,6 +70,9 @@ pub struct Script {
     pub redirect_to: Option<String>,
     /// Frames to send after PLAY (then keep the connection open, idle).
     pub frames: u32,
+    /// Close the connection abruptly after this many frames (the first
+    /// connection only), as a camera that reboots or a cable pulled.
+    pub drop_after_frames: Option<u32>,
     pub frame_interval: Duration,
 }
 
@@ -94,6 +97,7 @@ impl Default for Script {
             timestamp_jump_at: None,
             redirect_to: None,
             frames: 10_000,
+            drop_after_frames: None,
             frame_interval: Duration::from_millis(10),
         }
     }
@@ -129,7 +133,11 @@ impl FakeCamera {
             while !stop2.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((s, _)) => {
-                        let (script, seen, stop) = (script.clone(), seen2.clone(), stop2.clone());
+                        let (mut script, seen, stop) =
+                            (script.clone(), seen2.clone(), stop2.clone());
+                        if !conns.is_empty() {
+                            script.drop_after_frames = None;
+                        }
                         conns.push(std::thread::spawn(move || {
                             let _ = serve(s, addr, &script, &seen, &stop);
                         }));
@@ -305,6 +313,9 @@ fn serve(
                 _ => {}
             }
             resp.build(body).write(&mut s).unwrap();
+        }
+        if playing && script.drop_after_frames.is_some_and(|n| st.frame >= n) {
+            return Ok(());
         }
         if playing && st.frame < script.frames && Instant::now() >= next_frame {
             send_frame(&mut s, script, &mut st)?;
