@@ -445,3 +445,16 @@ fn a_session_left_by_a_dead_connection_is_torn_down_on_reconnect() {
         "{seen:?}"
     );
 }
+
+#[test]
+fn a_camera_that_never_sends_rtcp_streams_normally() {
+    let cam = FakeCamera::start(Script {
+        no_rtcp: true,
+        ..Script::default()
+    });
+    let r = Running::url(&cam.url("stream"));
+    r.wait_frames(60);
+    let snap = r.status.snapshot();
+    assert_eq!((snap.packets_ignored, snap.reconnects), (0, 0), "{snap:?}");
+    r.stop();
+}

@@ -40,7 +40,7 @@ pub struct StreamSnapshot {
     pub height: u16,
     /// From the bitstream's timing info when present, else measured.
     pub fps_milli: Option<u32>,
-    /// Measured over the last few seconds.
+    /// Measured over the last completed 10-second window.
     pub bitrate_bps: u32,
     pub frames: u64,
     pub key_frames: u64,
@@ -102,7 +102,9 @@ pub struct StreamStatus {
     inner: Mutex<Inner>,
 }
 
-const RATE_WINDOW: Duration = Duration::from_secs(2);
+/// Long enough to hold several GOPs: a window of one GOP swings with whether
+/// the (large) key frame fell inside it.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 impl StreamStatus {
     pub fn new(camera: &str, kind: StreamKind) -> Self {

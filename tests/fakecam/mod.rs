@@ -58,6 +58,8 @@ pub struct Script {
     pub data_on_unknown_channel: bool,
     /// Send RTCP sender reports from an SSRC that is not the video's.
     pub rtcp_unknown_ssrc: bool,
+    /// Send no RTCP at all.
+    pub no_rtcp: bool,
     /// Put stray bytes between interleaved frames.
     pub stray_bytes: bool,
     /// Leave CSeq out of every answer.
@@ -91,6 +93,7 @@ impl Default for Script {
             frames_before_play_response: 0,
             data_on_unknown_channel: false,
             rtcp_unknown_ssrc: false,
+            no_rtcp: false,
             stray_bytes: false,
             no_cseq: false,
             no_marker: false,
@@ -320,7 +323,7 @@ fn serve(
         if playing && st.frame < script.frames && Instant::now() >= next_frame {
             send_frame(&mut s, script, &mut st)?;
             next_frame += script.frame_interval;
-            if last_sr.elapsed() > Duration::from_millis(200) {
+            if !script.no_rtcp && last_sr.elapsed() > Duration::from_millis(200) {
                 last_sr = Instant::now();
                 let ssrc = if script.rtcp_unknown_ssrc {
                     0x0bad_0bad
