@@ -9,10 +9,13 @@
 //! Camera quirks handled here, each marked `Quirk:` where it is handled:
 //! - redirects (3xx with Location) to another URL or host;
 //! - 401 on DESCRIBE after an unauthenticated OPTIONS, stale nonces;
-//! - OPTIONS rejected or unanswered-but-closed: go on with DESCRIBE;
+//! - OPTIONS refused (an error status): go on with DESCRIBE;
 //! - DESCRIBE without Content-Type;
 //! - responses without CSeq;
-//! - a session id that changes between SETUP and PLAY;
+//! - a session id that changes between SETUPs: each SETUP answer's id is
+//!   taken (with one track per session, there is one SETUP);
+//! - a session left behind when a connection dies (cameras allowing only
+//!   2-3 sessions): torn down first thing on the next connection;
 //! - Transport replies with other interleaved channels than we asked for;
 //! - RTP arriving before the PLAY response;
 //! - data on channels we never set up, RTCP from unknown SSRCs;
@@ -777,8 +780,7 @@ impl Session<'_> {
                         break Err(SessionError::Conn(ConnError::Io(e)));
                     }
                 }
-                Event::UdpRtp(r) | Event::UdpRtcp(r) if r.is_err() => {
-                    let e = r.err().map(|e| e.to_string()).unwrap_or_default();
+                Event::UdpRtp(Err(e)) | Event::UdpRtcp(Err(e)) => {
                     break Err(SessionError::Connect(format!("UDP receive failed: {e}")));
                 }
                 Event::UdpRtp(Ok((n, from))) => {
@@ -796,7 +798,6 @@ impl Session<'_> {
                         self.rx.on_udp_rtcp(udp, n, from, status);
                     }
                 }
-                Event::UdpRtp(Err(_)) | Event::UdpRtcp(Err(_)) => {}
             }
         };
         match &result {
