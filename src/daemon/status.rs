@@ -130,8 +130,21 @@ impl StreamStatus {
     pub fn snapshot(&self) -> StreamSnapshot {
         self.with(|i| {
             let mut s = i.snap.clone();
+            let mut fps = i.measured_fps_milli;
+            // Until a whole window has passed, a provisional rate from the
+            // part that has (after 2 s, to see at least one key frame).
+            if i.measured_fps_milli.is_none() {
+                if let Some(start) = i.window_start {
+                    let secs = start.elapsed().as_secs_f64();
+                    if secs >= 2.0 {
+                        s.bitrate_bps =
+                            (i.window_bytes as f64 * 8.0 / secs).min(f64::from(u32::MAX)) as u32;
+                        fps = Some((f64::from(i.window_frames) * 1000.0 / secs) as u32);
+                    }
+                }
+            }
             if s.fps_milli.is_none() {
-                s.fps_milli = i.measured_fps_milli;
+                s.fps_milli = fps;
             }
             s
         })
