@@ -4,12 +4,15 @@
 //!
 //! ```text
 //! config -> daemon (one thread per stream) -> rtsp (client session, RTP)
-//!        -> media (depacketize into whole access units) -> sink (storage, viewers)
+//!        -> media (depacketize into whole access units)
+//!        -> arena (one fixed buffer, a ring per stream)
+//!        -> store (writer thread: pool files + SQLite index)
 //! ```
 //!
 //! `camera` is the built-in simulated camera: an RTSP *server* used by
 //! `vigil demo`, the tests and the benchmarks.
 
+pub mod arena;
 pub mod camera;
 pub mod cli;
 pub mod config;
@@ -18,3 +21,4 @@ pub mod logging;
 pub mod media;
 pub mod rtsp;
 pub mod signals;
+pub mod store;

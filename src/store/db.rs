@@ -1,0 +1,1 @@
+//! The SQLite index. STUB: replaced by the db brief.

@@ -1,0 +1,1 @@
+//! On-disk format of pool files and records. STUB: replaced by the format brief.
