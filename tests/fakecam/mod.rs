@@ -364,7 +364,7 @@ fn rtp(st: &mut Streamer, marker: bool, payload: &[u8]) -> Vec<u8> {
 fn send_frame(s: &mut TcpStream, script: &Script, st: &mut Streamer) -> std::io::Result<()> {
     let ch = script.interleaved.0;
     let marker = !script.no_marker;
-    if st.frame % 25 == 0 {
+    if st.frame.is_multiple_of(25) {
         let body = vec![0xabu8; 3000];
         for (i, part) in body.chunks(1000).enumerate() {
             let start = if i == 0 { 0x80 } else { 0 };

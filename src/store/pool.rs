@@ -1,0 +1,1249 @@
+//! The pool files of one install: creating and pre-allocating them,
+//! checking they belong to this install, entering a pool with a new
+//! generation, writing and reading records, and scanning a pool for the
+//! valid records it holds (recovery). Layouts are in docs/storage.md and
+//! [`super::format`].
+//!
+//! [`Pools`] belongs to the writer thread; [`PoolReader`] is its cheap,
+//! shareable read side, which detects that the writer re-entered (and so
+//! may have overwritten) a pool while a reader was reading it.
+
+use super::format::{
+    sync_dir, FormatError, PoolHeader, RecordCrc, RecordHeader, MAX_HEADER_BYTES,
+    POOL_HEADER_BYTES, RECORD_FIXED_BYTES,
+};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The path of pool `index` in `dir`: `pool-000.bin`, ..., more digits past
+/// 999.
+pub fn pool_path(dir: &Path, index: u32) -> PathBuf {
+    dir.join(format!("pool-{index:03}.bin"))
+}
+
+/// Smallest pool size accepted: the header and room for one small record.
+pub const MIN_POOL_BYTES: u64 = 2 * POOL_HEADER_BYTES;
+
+/// Why the pool files cannot be opened.
+#[derive(Debug)]
+pub enum PoolError {
+    /// The configuration asks for something impossible.
+    Config(String),
+    Missing {
+        path: PathBuf,
+    },
+    Io {
+        path: PathBuf,
+        err: io::Error,
+    },
+    /// The header is not a valid pool header.
+    Header {
+        path: PathBuf,
+        err: FormatError,
+    },
+    /// The pool belongs to another install.
+    OtherInstall {
+        path: PathBuf,
+        found: [u8; 16],
+        expected: [u8; 16],
+    },
+    WrongIndex {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    WrongSize {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use super::format::uuid_hex;
+        match self {
+            PoolError::Config(why) => f.write_str(why),
+            PoolError::Missing { path } => write!(
+                f,
+                "{}: pool file missing (was `pools` raised without running `vigil init`, \
+                 or the file deleted?)",
+                path.display()
+            ),
+            PoolError::Io { path, err } => write!(f, "{}: {err}", path.display()),
+            PoolError::Header { path, err } => {
+                write!(f, "{}: not a usable pool file: {err}", path.display())
+            }
+            PoolError::OtherInstall {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "{}: belongs to another Vigil install (uuid {}, this storage's meta says {}); \
+                 it was copied or restored from elsewhere",
+                path.display(),
+                uuid_hex(found),
+                uuid_hex(expected)
+            ),
+            PoolError::WrongIndex {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "{}: header says it is pool {found}, but its name says pool {expected}; \
+                 pool files were renamed",
+                path.display()
+            ),
+            PoolError::WrongSize {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "{}: is {found} bytes but the configuration asks for {expected} \
+                 (pool_size_mb); pool files cannot be resized in place",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PoolError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PoolError::Io { err, .. } => Some(err),
+            PoolError::Header { err, .. } => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<PoolError> for io::Error {
+    fn from(e: PoolError) -> io::Error {
+        let kind = match &e {
+            PoolError::Io { err, .. } => err.kind(),
+            PoolError::Missing { .. } => io::ErrorKind::NotFound,
+            PoolError::Config(_) => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e.to_string())
+    }
+}
+
+/// Why a checked read failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The writer entered the pool again (new generation) before or during
+    /// the read: the bytes are no longer the ones the index described.
+    Overwritten,
+    Io(io::Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Overwritten => f.write_str("the recording was overwritten (disk reclaimed)"),
+            ReadError::Io(e) => write!(f, "pool read failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+fn check_config(count: u32, size: u64) -> Result<(), PoolError> {
+    if count == 0 {
+        return Err(PoolError::Config("storage needs at least one pool".into()));
+    }
+    // i64: the kernel's file offsets are signed.
+    if size < MIN_POOL_BYTES || size > i64::MAX as u64 {
+        return Err(PoolError::Config(format!(
+            "pool size {size} bytes is out of range (at least {MIN_POOL_BYTES})"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an open pool file's size and header; returns its generation.
+fn check_pool(
+    path: &Path,
+    file: &File,
+    uuid: &[u8; 16],
+    index: u32,
+    size: u64,
+) -> Result<u64, PoolError> {
+    let io_err = |err| PoolError::Io {
+        path: path.to_owned(),
+        err,
+    };
+    let found = file.metadata().map_err(io_err)?.len();
+    if found != size {
+        return Err(PoolError::WrongSize {
+            path: path.to_owned(),
+            found,
+            expected: size,
+        });
+    }
+    let mut buf = [0u8; 64];
+    file.read_exact_at(&mut buf, 0).map_err(io_err)?;
+    let h = PoolHeader::decode(&buf).map_err(|err| PoolError::Header {
+        path: path.to_owned(),
+        err,
+    })?;
+    if &h.uuid != uuid {
+        return Err(PoolError::OtherInstall {
+            path: path.to_owned(),
+            found: h.uuid,
+            expected: *uuid,
+        });
+    }
+    if h.index != index {
+        return Err(PoolError::WrongIndex {
+            path: path.to_owned(),
+            found: h.index,
+            expected: index,
+        });
+    }
+    Ok(h.generation)
+}
+
+/// Zero-fill chunk for filesystems without fallocate.
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// Writes zeros over `[from, to)` of `file`, 1 MiB at a time: the
+/// pre-allocation of filesystems without fallocate (vfat, exFAT on SD
+/// cards), which have no holes either, so the blocks end up allocated.
+pub fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    let len = to.saturating_sub(from);
+    let zeros = vec![0u8; ZERO_CHUNK.min(len.try_into().unwrap_or(ZERO_CHUNK))];
+    let mut pos = from;
+    while pos < to {
+        let n = (to - pos).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], pos)?;
+        pos += n as u64;
+    }
+    Ok(())
+}
+
+/// Reserves `size` bytes for `file` (which it then measures), falling back
+/// to writing zeros where the filesystem cannot.
+fn allocate(file: &File, size: u64) -> io::Result<()> {
+    match sys::fallocate(file, size) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOSYS)) => {
+            log::info!("filesystem cannot fallocate ({e}); writing zeros instead");
+            write_zeros(file, 0, size)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Thin wrappers over the calls std lacks, with 64-bit offsets on every
+/// target: glibc's plain ones take a 32-bit `off_t` on 32-bit targets,
+/// musl's are always 64-bit.
+mod sys {
+    use std::fs::File;
+    use std::io;
+    use std::os::unix::io::AsRawFd;
+
+    #[cfg(not(target_env = "gnu"))]
+    use libc::{fallocate as fallocate_raw, off_t as Off, pwritev as pwritev_raw};
+    #[cfg(target_env = "gnu")]
+    use libc::{fallocate64 as fallocate_raw, off64_t as Off, pwritev64 as pwritev_raw};
+
+    fn off(v: u64) -> io::Result<Off> {
+        Off::try_from(v).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too big"))
+    }
+
+    pub fn fallocate(file: &File, size: u64) -> io::Result<()> {
+        let len = off(size)?;
+        loop {
+            // SAFETY: a plain syscall on a file descriptor we own.
+            let r = unsafe { fallocate_raw(file.as_raw_fd(), 0, 0, len) };
+            if r == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// One pwritev call, EINTR retried; returns the bytes written.
+    pub fn pwritev(file: &File, iov: &[libc::iovec], offset: u64) -> io::Result<usize> {
+        let o = off(offset)?;
+        loop {
+            // SAFETY: every iovec points into a slice borrowed for this call.
+            let r =
+                unsafe { pwritev_raw(file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, o) };
+            if r >= 0 {
+                return Ok(r as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// State shared by the writer's [`Pools`] and every [`PoolReader`].
+struct Shared {
+    files: Vec<File>,
+    paths: Vec<PathBuf>,
+    size: u64,
+    /// The generation of each pool as readers must see it: updated before
+    /// the writer overwrites anything (a Mutex: 32-bit MIPS has no
+    /// AtomicU64, and the lock is held for a load or store only).
+    generations: Mutex<Vec<u64>>,
+}
+
+impl Shared {
+    fn gens(&self) -> MutexGuard<'_, Vec<u64>> {
+        // A panic elsewhere cannot leave a Vec<u64> half-updated.
+        self.generations
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn generation(&self, pool: u32) -> u64 {
+        self.gens().get(pool as usize).copied().unwrap_or(0)
+    }
+
+    fn file(&self, pool: u32) -> io::Result<&File> {
+        self.files.get(pool as usize).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no pool {pool} (there are {})", self.files.len()),
+            )
+        })
+    }
+
+    /// Checks `[offset, offset + len)` lies in the record area of a pool.
+    fn check_range(&self, pool: u32, offset: u64, len: u64) -> io::Result<&File> {
+        let file = self.file(pool)?;
+        match offset.checked_add(len) {
+            Some(end) if offset >= POOL_HEADER_BYTES && end <= self.size => Ok(file),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: {len} bytes at offset {offset} fall outside the pool's records \
+                     ({POOL_HEADER_BYTES}..{})",
+                    self.paths
+                        .get(pool as usize)
+                        .map_or(Path::new(""), |p| p)
+                        .display(),
+                    self.size
+                ),
+            )),
+        }
+    }
+
+    fn read_at(&self, pool: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.check_range(pool, offset, buf.len() as u64)?
+            .read_exact_at(buf, offset)
+    }
+}
+
+/// The open pool files of one install (the writer's handle).
+pub struct Pools {
+    shared: Arc<Shared>,
+    uuid: [u8; 16],
+}
+
+impl Pools {
+    /// Creates every missing pool file in `dir`, pre-allocated to `size`
+    /// bytes with a generation-0 header. Existing pools of this install and
+    /// size are left alone, so this is idempotent; a crash part-way leaves at
+    /// most a `.tmp` file, which the next call replaces.
+    pub fn create(dir: &Path, uuid: &[u8; 16], count: u32, size: u64) -> io::Result<()> {
+        check_config(count, size)?;
+        let mut created = false;
+        for index in 0..count {
+            let path = pool_path(dir, index);
+            match File::open(&path) {
+                Ok(f) => {
+                    check_pool(&path, &f, uuid, index, size)?;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(PoolError::Io { path, err }.into()),
+            }
+            let tmp = path.with_extension("bin.tmp");
+            let with_path = |err: io::Error| -> io::Error {
+                PoolError::Io {
+                    path: tmp.clone(),
+                    err,
+                }
+                .into()
+            };
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(with_path)?;
+            allocate(&f, size).map_err(with_path)?;
+            let header = PoolHeader {
+                uuid: *uuid,
+                index,
+                generation: 0,
+            };
+            f.write_all_at(&header.encode(), 0).map_err(with_path)?;
+            f.sync_all().map_err(with_path)?;
+            drop(f);
+            std::fs::rename(&tmp, &path).map_err(with_path)?;
+            created = true;
+            log::info!("created {} ({size} bytes)", path.display());
+        }
+        if created {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Opens pools `0..count` of `dir` for reading and writing, checking
+    /// that each is this install's, has the right index and size.
+    pub fn open(dir: &Path, uuid: &[u8; 16], count: u32, size: u64) -> Result<Pools, PoolError> {
+        check_config(count, size)?;
+        let mut files = Vec::with_capacity(count as usize);
+        let mut paths = Vec::with_capacity(count as usize);
+        let mut gens = Vec::with_capacity(count as usize);
+        for index in 0..count {
+            let path = pool_path(dir, index);
+            // std opens with O_CLOEXEC.
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|err| {
+                    if err.kind() == io::ErrorKind::NotFound {
+                        PoolError::Missing { path: path.clone() }
+                    } else {
+                        PoolError::Io {
+                            path: path.clone(),
+                            err,
+                        }
+                    }
+                })?;
+            gens.push(check_pool(&path, &file, uuid, index, size)?);
+            files.push(file);
+            paths.push(path);
+        }
+        Ok(Pools {
+            shared: Arc::new(Shared {
+                files,
+                paths,
+                size,
+                generations: Mutex::new(gens),
+            }),
+            uuid: *uuid,
+        })
+    }
+
+    pub fn count(&self) -> u32 {
+        self.shared.files.len() as u32
+    }
+
+    /// Bytes per pool, header included.
+    pub fn size(&self) -> u64 {
+        self.shared.size
+    }
+
+    pub fn uuid(&self) -> &[u8; 16] {
+        &self.uuid
+    }
+
+    /// The path of pool `pool`, for messages.
+    pub fn path(&self, pool: u32) -> Option<&Path> {
+        self.shared.paths.get(pool as usize).map(|p| p.as_path())
+    }
+
+    /// The pool's current generation (0 for a pool index out of range,
+    /// which no record can match).
+    pub fn generation(&self, pool: u32) -> u64 {
+        self.shared.generation(pool)
+    }
+
+    /// Enters `pool` with `generation`: readers see the new generation
+    /// before this writes anything, then the pool header is written and
+    /// made durable. The caller has already deleted the index rows of the
+    /// pool and committed the new generation (storage invariant 4).
+    pub fn enter(&mut self, pool: u32, generation: u64) -> io::Result<()> {
+        let file = self.shared.file(pool)?;
+        if let Some(g) = self.shared.gens().get_mut(pool as usize) {
+            *g = generation;
+        }
+        let header = PoolHeader {
+            uuid: self.uuid,
+            index: pool,
+            generation,
+        };
+        file.write_all_at(&header.encode(), 0)?;
+        file.sync_data()
+    }
+
+    /// Writes `parts` back to back at `offset` (pwritev; partial writes and
+    /// EINTR continued). The range must lie within the pool's records.
+    pub fn write_at(&self, pool: u32, offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+        let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let file = self.shared.check_range(pool, offset, total)?;
+        write_parts(file, offset, parts)
+    }
+
+    /// fdatasync of one pool.
+    pub fn sync(&self, pool: u32) -> io::Result<()> {
+        self.shared.file(pool)?.sync_data()
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset` (no generation check).
+    pub fn read_at(&self, pool: u32, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.shared.read_at(pool, offset, buf)
+    }
+
+    /// A read handle for other threads.
+    pub fn reader(&self) -> PoolReader {
+        PoolReader {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Iterates the valid records of `pool` from `from` (recovery): see
+    /// [`Scan`].
+    pub fn scan(&self, pool: u32, from: u64) -> Scan<'_> {
+        Scan {
+            shared: &self.shared,
+            pool,
+            generation: self.generation(pool),
+            pos: from,
+            buf: Vec::new(),
+            buf_off: 0,
+            buf_len: 0,
+            why: None,
+        }
+    }
+}
+
+/// iovecs per pwritev call; a record is a header and a payload in one or
+/// two pieces, so this is rarely exceeded (and then we loop).
+const MAX_IOV: usize = 16;
+
+fn write_parts(file: &File, mut offset: u64, parts: &[&[u8]]) -> io::Result<()> {
+    let mut idx = 0; // first part not fully written
+    let mut skip = 0; // bytes of parts[idx] already written
+    loop {
+        while parts.get(idx).is_some_and(|p| p.len() == skip) {
+            idx += 1;
+            skip = 0;
+        }
+        let Some(rest) = parts.get(idx..) else {
+            return Ok(());
+        };
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOV];
+        let mut n = 0;
+        for (i, p) in rest.iter().enumerate() {
+            if n == MAX_IOV {
+                break;
+            }
+            let p = if i == 0 {
+                p.get(skip..).unwrap_or(&[])
+            } else {
+                p
+            };
+            if p.is_empty() {
+                continue;
+            }
+            iov[n] = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+            n += 1;
+        }
+        let mut written = sys::pwritev(file, &iov[..n], offset)?;
+        if written == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
+        }
+        offset += written as u64;
+        while written > 0 {
+            let left = parts.get(idx).map_or(0, |p| p.len() - skip);
+            if written >= left {
+                written -= left;
+                idx += 1;
+                skip = 0;
+            } else {
+                skip += written;
+                written = 0;
+            }
+        }
+    }
+}
+
+/// The read side of the pools, for any thread.
+#[derive(Clone)]
+pub struct PoolReader {
+    shared: Arc<Shared>,
+}
+
+impl PoolReader {
+    pub fn count(&self) -> u32 {
+        self.shared.files.len() as u32
+    }
+
+    pub fn size(&self) -> u64 {
+        self.shared.size
+    }
+
+    /// The pool's current generation (0 for an index out of range).
+    pub fn generation(&self, pool: u32) -> u64 {
+        self.shared.generation(pool)
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`, succeeding only if the
+    /// pool's generation is `expected_generation` both before and after the
+    /// read, i.e. the bytes are those the index described.
+    pub fn read_checked(
+        &self,
+        pool: u32,
+        offset: u64,
+        buf: &mut [u8],
+        expected_generation: u64,
+    ) -> Result<(), ReadError> {
+        if self.shared.generation(pool) != expected_generation {
+            return Err(ReadError::Overwritten);
+        }
+        let r = self.shared.read_at(pool, offset, buf);
+        // Checked even after a failed read: a reclaim is the better
+        // explanation to give the client.
+        if self.shared.generation(pool) != expected_generation {
+            return Err(ReadError::Overwritten);
+        }
+        r.map_err(ReadError::Io)
+    }
+}
+
+/// A record found by [`Pools::scan`]: valid CRC and of the pool's current
+/// generation. Its bytes are `[offset, offset + header_len + payload_len)`.
+#[derive(Clone, Debug)]
+pub struct ScannedRecord {
+    pub offset: u64,
+    pub header: RecordHeader,
+    pub header_len: u32,
+    pub payload_len: u32,
+}
+
+/// Scan buffer: holds any record header whole (the largest is under
+/// 600 KiB); payloads stream through it for the CRC.
+const SCAN_BUF: usize = 1 << 20;
+const _: () = assert!(MAX_HEADER_BYTES as usize <= SCAN_BUF);
+
+/// Iterator over the valid records of a pool from a given offset; stops at
+/// the first offset that does not hold one. Then [`end`](Scan::end) says
+/// where and why.
+pub struct Scan<'a> {
+    shared: &'a Shared,
+    pool: u32,
+    generation: u64,
+    /// The next offset to look at.
+    pos: u64,
+    /// Allocated on first use, `SCAN_BUF` long; holds the file bytes
+    /// `[buf_off, buf_off + buf_len)`.
+    buf: Vec<u8>,
+    buf_off: u64,
+    buf_len: usize,
+    why: Option<String>,
+}
+
+impl Scan<'_> {
+    /// The offset just past the last valid record (the end of the written
+    /// data) and, once iteration has ended, why it stopped there.
+    pub fn end(&self) -> (u64, Option<String>) {
+        (self.pos, self.why.clone())
+    }
+
+    /// Makes the buffer hold at least `[pos, pos + n)` (n ≤ SCAN_BUF, within
+    /// the pool), reading as much beyond as fits.
+    fn fill(&mut self, pos: u64, n: usize) -> Result<(), String> {
+        let have_end = self.buf_off + self.buf_len as u64;
+        if pos >= self.buf_off && pos + n as u64 <= have_end {
+            return Ok(());
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0; SCAN_BUF];
+        }
+        if pos >= self.buf_off && pos < have_end {
+            let start = (pos - self.buf_off) as usize;
+            self.buf.copy_within(start..self.buf_len, 0);
+            self.buf_len -= start;
+        } else {
+            self.buf_len = 0;
+        }
+        self.buf_off = pos;
+        let read_from = pos + self.buf_len as u64;
+        let read_end = (pos + SCAN_BUF as u64).min(self.shared.size);
+        let want = read_end.saturating_sub(read_from) as usize;
+        let file = self.shared.file(self.pool).map_err(|e| e.to_string())?;
+        let dst = self
+            .buf
+            .get_mut(self.buf_len..self.buf_len + want)
+            .ok_or("scan buffer overrun")?;
+        if let Err(e) = file.read_exact_at(dst, read_from) {
+            self.buf_len = 0;
+            return Err(format!("I/O error reading offset {read_from}: {e}"));
+        }
+        self.buf_len += want;
+        if self.buf_len < n {
+            return Err(format!("end of pool at offset {}", self.shared.size));
+        }
+        Ok(())
+    }
+
+    /// The buffered bytes from `pos` on (empty if not buffered).
+    fn window(&self, pos: u64) -> &[u8] {
+        if pos < self.buf_off {
+            return &[];
+        }
+        let start = (pos - self.buf_off) as usize;
+        self.buf.get(start..self.buf_len).unwrap_or(&[])
+    }
+
+    fn step(&mut self) -> Result<ScannedRecord, String> {
+        let pos = self.pos;
+        let size = self.shared.size;
+        if self.pool as usize >= self.shared.files.len() {
+            return Err(format!("no pool {}", self.pool));
+        }
+        if pos < POOL_HEADER_BYTES {
+            return Err(format!("offset {pos} is inside the pool header"));
+        }
+        if pos >= size {
+            return Err("end of pool".to_owned());
+        }
+        let room = size - pos;
+        if room < u64::from(RECORD_FIXED_BYTES) {
+            return Err(format!("end of pool ({room} bytes left at offset {pos})"));
+        }
+        let past_end = || format!("record at offset {pos} runs past the end of the pool");
+        self.fill(pos, RECORD_FIXED_BYTES as usize)?;
+        let (header, h) = match RecordHeader::decode(self.window(pos)) {
+            Err(FormatError::Truncated { need }) => {
+                if u64::from(need) > room {
+                    return Err(past_end());
+                }
+                self.fill(pos, need as usize)?;
+                RecordHeader::decode(self.window(pos))
+            }
+            r => r,
+        }
+        .map_err(|e| format!("{e} at offset {pos}"))?;
+        if header.generation != self.generation {
+            return Err(format!(
+                "stale record at offset {pos} (generation {}, the pool's is {})",
+                header.generation, self.generation
+            ));
+        }
+        let p = header.payload_len;
+        let end = pos + u64::from(h) + u64::from(p);
+        if end > size {
+            return Err(past_end());
+        }
+        let mut crc = RecordCrc::new(self.window(pos).get(..h as usize).unwrap_or(&[]));
+        let mut cur = pos + u64::from(h);
+        while cur < end {
+            let w = self.window(cur);
+            if w.is_empty() {
+                self.fill(cur, 1)?;
+                continue;
+            }
+            let n = w.len().min((end - cur) as usize);
+            crc.update(&w[..n]);
+            cur += n as u64;
+        }
+        if !crc.matches() {
+            return Err(format!("CRC mismatch at offset {pos}"));
+        }
+        self.pos = end;
+        Ok(ScannedRecord {
+            offset: pos,
+            header,
+            header_len: h,
+            payload_len: p,
+        })
+    }
+}
+
+impl Iterator for Scan<'_> {
+    type Item = ScannedRecord;
+
+    fn next(&mut self) -> Option<ScannedRecord> {
+        if self.why.is_some() {
+            return None;
+        }
+        match self.step() {
+            Ok(r) => Some(r),
+            Err(why) => {
+                self.why = Some(why);
+                // The scan buffer is a megabyte; recovery is over with it.
+                self.buf = Vec::new();
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::format::{FrameEntry, FLAG_FIRST};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let d = std::env::temp_dir().join(format!(
+                "vigil-pool-{name}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            TempDir(d)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const UUID: [u8; 16] = *b"vigil-test-uuid!";
+    const SIZE: u64 = 256 * 1024;
+
+    fn setup(name: &str, count: u32, size: u64) -> (TempDir, Pools) {
+        let d = TempDir::new(name);
+        Pools::create(&d.0, &UUID, count, size).unwrap();
+        let p = Pools::open(&d.0, &UUID, count, size).unwrap();
+        (d, p)
+    }
+
+    /// Encodes a record of `frames` frames, whose payload bytes are derived
+    /// from `seed`; returns (header bytes, payload).
+    fn record(generation: u64, seq: u32, frame_sizes: &[u32]) -> (Vec<u8>, Vec<u8>) {
+        let payload: Vec<u8> = (0..frame_sizes.iter().sum::<u32>())
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seq as u8))
+            .collect();
+        let h = RecordHeader {
+            flags: if seq == 0 { FLAG_FIRST } else { 0 },
+            generation,
+            stream_id: 1,
+            recording_id: 10,
+            sequence: seq,
+            media_start_90k: i64::from(seq) * 90_000,
+            start_wall_90k: 123,
+            frames: frame_sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &size)| FrameEntry {
+                    duration_90k: 3000,
+                    size,
+                    key: i == 0,
+                })
+                .collect(),
+            params: (seq == 0).then(|| vec![1, 2, 3]),
+            payload_len: payload.len() as u32,
+        };
+        let mut out = Vec::new();
+        h.encode(&[&payload], &mut out);
+        (out, payload)
+    }
+
+    /// Writes records back to back from `from`; returns their offsets and
+    /// the end.
+    fn write_records(pools: &Pools, pool: u32, from: u64, recs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u64> {
+        let mut offs = Vec::new();
+        let mut off = from;
+        for (h, p) in recs {
+            // The payload in two pieces, as from a wrapped ring.
+            let (a, b) = p.split_at(p.len() / 3);
+            pools.write_at(pool, off, &[h, a, b]).unwrap();
+            offs.push(off);
+            off += (h.len() + p.len()) as u64;
+        }
+        offs.push(off);
+        pools.sync(pool).unwrap();
+        offs
+    }
+
+    #[test]
+    fn create_open_idempotent() {
+        let d = TempDir::new("create");
+        Pools::create(&d.0, &UUID, 3, SIZE).unwrap();
+        for i in 0..3 {
+            assert_eq!(std::fs::metadata(pool_path(&d.0, i)).unwrap().len(), SIZE);
+        }
+        assert!(!pool_path(&d.0, 3).exists());
+        let mut p = Pools::open(&d.0, &UUID, 3, SIZE).unwrap();
+        assert_eq!((p.count(), p.size()), (3, SIZE));
+        assert_eq!(p.generation(2), 0);
+        p.enter(1, 4).unwrap();
+        let offs = write_records(&p, 1, POOL_HEADER_BYTES, &[record(4, 0, &[10, 20])]);
+        drop(p);
+
+        // Again, with one more pool: the existing ones are kept as they are.
+        Pools::create(&d.0, &UUID, 4, SIZE).unwrap();
+        let p = Pools::open(&d.0, &UUID, 4, SIZE).unwrap();
+        assert_eq!(p.generation(1), 4);
+        assert_eq!(p.generation(3), 0);
+        let found: Vec<_> = p.scan(1, POOL_HEADER_BYTES).map(|r| r.offset).collect();
+        assert_eq!(found, offs[..1]);
+        assert!(!d.0.join("pool-000.bin.tmp").exists());
+    }
+
+    #[test]
+    fn pool_names() {
+        let d = Path::new("/x");
+        assert_eq!(pool_path(d, 7), Path::new("/x/pool-007.bin"));
+        assert_eq!(pool_path(d, 1234), Path::new("/x/pool-1234.bin"));
+    }
+
+    #[test]
+    fn refuses_foreign_and_resized_pools() {
+        let d = TempDir::new("refuse");
+        Pools::create(&d.0, &UUID, 2, SIZE).unwrap();
+        let other = *b"another-install!";
+
+        let e = Pools::open(&d.0, &other, 2, SIZE).err().unwrap();
+        assert!(matches!(e, PoolError::OtherInstall { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("pool-000.bin") && msg.contains("another"),
+            "{msg}"
+        );
+        let e = Pools::create(&d.0, &other, 2, SIZE)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pool-000.bin") && e.contains("another"), "{e}");
+
+        let e = Pools::open(&d.0, &UUID, 2, SIZE * 2).err().unwrap();
+        assert!(matches!(e, PoolError::WrongSize { .. }), "{e}");
+        assert!(e.to_string().contains("pool-000.bin"));
+        let e = Pools::create(&d.0, &UUID, 2, SIZE * 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pool_size_mb"), "{e}");
+
+        let e = Pools::open(&d.0, &UUID, 3, SIZE).err().unwrap();
+        assert!(matches!(e, PoolError::Missing { .. }), "{e}");
+        assert!(e.to_string().contains("pool-002.bin"));
+
+        // Swapped files: the header's index disagrees with the name.
+        std::fs::rename(pool_path(&d.0, 0), d.0.join("x")).unwrap();
+        std::fs::rename(pool_path(&d.0, 1), pool_path(&d.0, 0)).unwrap();
+        std::fs::rename(d.0.join("x"), pool_path(&d.0, 1)).unwrap();
+        let e = Pools::open(&d.0, &UUID, 2, SIZE).err().unwrap();
+        assert!(matches!(e, PoolError::WrongIndex { .. }), "{e}");
+
+        // A damaged header.
+        let f = OpenOptions::new()
+            .write(true)
+            .open(pool_path(&d.0, 0))
+            .unwrap();
+        f.write_all_at(b"junk", 0).unwrap();
+        let e = Pools::open(&d.0, &UUID, 2, SIZE).err().unwrap();
+        assert!(matches!(e, PoolError::Header { .. }), "{e}");
+
+        assert!(matches!(
+            Pools::open(&d.0, &UUID, 0, SIZE),
+            Err(PoolError::Config(_))
+        ));
+        assert!(Pools::create(&d.0, &UUID, 1, 100).is_err());
+    }
+
+    #[test]
+    fn scan_finds_exactly_the_records() {
+        let (_d, mut p) = setup("scan", 1, SIZE);
+        p.enter(0, 1).unwrap();
+        let recs = [
+            record(1, 0, &[100, 50, 7]),
+            record(1, 1, &[1]),
+            record(1, 2, &[3000, 2000]),
+        ];
+        let offs = write_records(&p, 0, POOL_HEADER_BYTES, &recs);
+        let mut scan = p.scan(0, POOL_HEADER_BYTES);
+        let found: Vec<ScannedRecord> = scan.by_ref().collect();
+        assert_eq!(found.len(), 3);
+        for (i, r) in found.iter().enumerate() {
+            assert_eq!(r.offset, offs[i]);
+            assert_eq!(r.header.sequence, i as u32);
+            assert_eq!(r.header_len as usize, recs[i].0.len());
+            assert_eq!(r.payload_len as usize, recs[i].1.len());
+            let (h, _) = RecordHeader::decode(&recs[i].0).unwrap();
+            assert_eq!(r.header, h);
+        }
+        let (end, why) = scan.end();
+        assert_eq!(end, offs[3]);
+        let why = why.unwrap();
+        assert!(
+            why.contains("magic") && why.contains(&offs[3].to_string()),
+            "{why}"
+        );
+        assert!(scan.next().is_none());
+
+        // From the middle.
+        assert_eq!(p.scan(0, offs[1]).count(), 2);
+        // Read back what was written.
+        let mut buf = vec![0; recs[2].1.len()];
+        p.read_at(0, offs[2] + recs[2].0.len() as u64, &mut buf)
+            .unwrap();
+        assert_eq!(buf, recs[2].1);
+    }
+
+    #[test]
+    fn scan_stops_at_damage() {
+        for in_header in [false, true] {
+            let (_d, mut p) = setup("damage", 1, SIZE);
+            p.enter(0, 1).unwrap();
+            let recs = [
+                record(1, 0, &[100]),
+                record(1, 1, &[200, 10]),
+                record(1, 2, &[300]),
+            ];
+            let offs = write_records(&p, 0, POOL_HEADER_BYTES, &recs);
+            // A byte of the second record's payload or frame table.
+            let at = if in_header {
+                offs[1] + 68 + 1 // a frame duration: decodes, fails the CRC
+            } else {
+                offs[1] + recs[1].0.len() as u64 + 150
+            };
+            let mut b = [0u8];
+            p.read_at(0, at, &mut b).unwrap();
+            p.write_at(0, at, &[&[b[0] ^ 0x04]]).unwrap();
+            let mut scan = p.scan(0, POOL_HEADER_BYTES);
+            assert_eq!(scan.by_ref().count(), 1);
+            let (end, why) = scan.end();
+            assert_eq!(end, offs[1]);
+            assert_eq!(why.unwrap(), format!("CRC mismatch at offset {}", offs[1]));
+        }
+    }
+
+    #[test]
+    fn stale_records_after_a_wrap_are_not_yielded() {
+        let (_d, mut p) = setup("stale", 1, SIZE);
+        p.enter(0, 1).unwrap();
+        let old = [
+            record(1, 0, &[500]),
+            record(1, 1, &[600]),
+            record(1, 2, &[700]),
+        ];
+        write_records(&p, 0, POOL_HEADER_BYTES, &old);
+        // Re-entered: one new record exactly the size of the old first one,
+        // so the old second one starts right after it, whole and CRC-valid.
+        p.enter(0, 2).unwrap();
+        let new = [record(2, 0, &[500])];
+        let offs = write_records(&p, 0, POOL_HEADER_BYTES, &new);
+        let mut scan = p.scan(0, POOL_HEADER_BYTES);
+        let found: Vec<_> = scan.by_ref().collect();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].header.generation, 2);
+        let (end, why) = scan.end();
+        assert_eq!(end, offs[1]);
+        assert!(why.unwrap().contains("stale"));
+    }
+
+    #[test]
+    fn records_spanning_the_scan_buffer_and_pool_end() {
+        let size = 6 << 20;
+        let (_d, mut p) = setup("big", 1, size);
+        p.enter(0, 9).unwrap();
+        let recs = [
+            record(9, 0, &[700_000, 500]),
+            record(9, 1, &[2_500_000, 300_000]), // bigger than the buffer
+            record(9, 2, &[10; 60_000]),         // a large header
+            record(9, 3, &[900_000]),
+        ];
+        let offs = write_records(&p, 0, POOL_HEADER_BYTES, &recs);
+        let found: Vec<_> = p.scan(0, POOL_HEADER_BYTES).map(|r| r.offset).collect();
+        assert_eq!(found, offs[..4]);
+
+        // A record filling the pool exactly to its end.
+        let room = size - offs[4];
+        let hlen = record(9, 4, &[1]).0.len() as u64;
+        let last = record(9, 4, &[(room - hlen) as u32]);
+        write_records(&p, 0, offs[4], std::slice::from_ref(&last));
+        let mut scan = p.scan(0, POOL_HEADER_BYTES);
+        assert_eq!(scan.by_ref().count(), 5);
+        assert_eq!(scan.end(), (size, Some("end of pool".to_owned())));
+    }
+
+    #[test]
+    fn scan_refuses_record_past_the_end() {
+        let (_d, mut p) = setup("pastend", 1, SIZE);
+        p.enter(0, 1).unwrap();
+        // A header whose payload would end past the pool: only the header
+        // is written (all of it fits).
+        let (h, _) = record(1, 1, &[100_000]);
+        let off = SIZE - h.len() as u64 - 10;
+        p.write_at(0, off, &[&h]).unwrap();
+        let mut scan = p.scan(0, off);
+        assert_eq!(scan.by_ref().count(), 0);
+        assert!(scan.end().1.unwrap().contains("past the end"));
+        let mut scan = p.scan(0, SIZE - 10);
+        assert_eq!(scan.by_ref().count(), 0);
+        assert!(scan.end().1.unwrap().contains("end of pool"));
+        let mut scan = p.scan(0, 0);
+        assert_eq!(scan.by_ref().count(), 0);
+        assert!(scan.end().1.unwrap().contains("pool header"));
+        let mut scan = p.scan(5, POOL_HEADER_BYTES);
+        assert_eq!(scan.by_ref().count(), 0);
+        assert!(scan.end().1.unwrap().contains("no pool 5"));
+    }
+
+    #[test]
+    fn enter_and_checked_reads() {
+        let d = TempDir::new("enter");
+        Pools::create(&d.0, &UUID, 2, SIZE).unwrap();
+        let mut p = Pools::open(&d.0, &UUID, 2, SIZE).unwrap();
+        let reader = p.reader();
+        fn send_sync<T: Send + Sync + Clone>(_: &T) {}
+        send_sync(&reader);
+
+        p.enter(1, 7).unwrap();
+        let offs = write_records(&p, 1, POOL_HEADER_BYTES, &[record(7, 0, &[64])]);
+        let mut buf = [0u8; 8];
+        reader.read_checked(1, offs[0], &mut buf, 7).unwrap();
+        assert_eq!(&buf[..4], b"VGLR");
+        assert!(matches!(
+            reader.read_checked(1, offs[0], &mut buf, 6),
+            Err(ReadError::Overwritten)
+        ));
+
+        // Entered again, from another thread's point of view.
+        p.enter(1, 8).unwrap();
+        let r2 = reader.clone();
+        let res = std::thread::spawn(move || {
+            let mut buf = [0u8; 8];
+            (
+                r2.generation(1),
+                matches!(
+                    r2.read_checked(1, offs[0], &mut buf, 7),
+                    Err(ReadError::Overwritten)
+                ),
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(res, (8, true));
+        assert!(matches!(
+            reader.read_checked(1, SIZE - 4, &mut buf, 8),
+            Err(ReadError::Io(_))
+        ));
+        assert!(matches!(
+            reader.read_checked(9, POOL_HEADER_BYTES, &mut buf, 0),
+            Err(ReadError::Io(_))
+        ));
+        drop(p);
+        // The header is durable.
+        let p = Pools::open(&d.0, &UUID, 2, SIZE).unwrap();
+        assert_eq!((p.generation(0), p.generation(1)), (0, 8));
+    }
+
+    #[test]
+    fn writes_stay_inside_the_pool() {
+        let (_d, p) = setup("bounds", 1, SIZE);
+        assert!(p.write_at(0, SIZE - 3, &[b"abcd"]).is_err());
+        assert!(p.write_at(0, u64::MAX - 1, &[b"abcd"]).is_err());
+        assert!(p.write_at(0, 100, &[b"abcd"]).is_err()); // the header
+        assert!(p.write_at(1, POOL_HEADER_BYTES, &[b"abcd"]).is_err());
+        p.write_at(0, SIZE - 4, &[b"ab", b"", b"cd"]).unwrap();
+        let mut b = [0u8; 4];
+        assert!(p.read_at(0, SIZE - 3, &mut b).is_err());
+        p.read_at(0, SIZE - 4, &mut b).unwrap();
+        assert_eq!(&b, b"abcd");
+        p.write_at(0, POOL_HEADER_BYTES, &[]).unwrap();
+    }
+
+    #[test]
+    fn many_parts_are_written_in_order() {
+        let (_d, p) = setup("parts", 1, SIZE);
+        let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        // 50 parts of uneven sizes (some empty): more than one pwritev.
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut rest = &data[..];
+        for i in 0..50 {
+            let n = (i * 7 % 190).min(rest.len());
+            let (a, b) = rest.split_at(n);
+            parts.push(a);
+            rest = b;
+        }
+        parts.push(rest);
+        p.write_at(0, 5000, &parts).unwrap();
+        let mut back = vec![0; data.len()];
+        p.read_at(0, 5000, &mut back).unwrap();
+        assert_eq!(back, data);
+    }
+
+    #[test]
+    fn zero_fill_fallback() {
+        let d = TempDir::new("zeros");
+        let path = d.0.join("f");
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        f.write_all_at(b"xyz", 0).unwrap();
+        let size = (2 << 20) + 12345;
+        write_zeros(&f, 0, size).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), size);
+        let all = std::fs::read(&path).unwrap();
+        assert!(all.iter().all(|&b| b == 0));
+        // A range at the end only.
+        write_zeros(&f, size, size + 10).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), size + 10);
+        write_zeros(&f, 5, 5).unwrap();
+        assert_eq!(f.metadata().unwrap().len(), size + 10);
+    }
+
+    /// Scan speed over a 256 MiB pool (not run by default: disk-heavy).
+    /// `cargo test --release --lib scan_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn scan_speed() {
+        let size = 256 << 20;
+        let (_d, mut p) = setup("speed", 1, size);
+        p.enter(0, 1).unwrap();
+        let rec = record(1, 1, &[20_000; 25]);
+        let mut off = POOL_HEADER_BYTES;
+        let len = (rec.0.len() + rec.1.len()) as u64;
+        let mut n = 0;
+        while off + len <= size {
+            p.write_at(0, off, &[&rec.0, &rec.1]).unwrap();
+            off += len;
+            n += 1;
+        }
+        p.sync(0).unwrap();
+        let t = std::time::Instant::now();
+        assert_eq!(p.scan(0, POOL_HEADER_BYTES).count(), n);
+        eprintln!("scanned {n} records, 256 MiB, in {:?}", t.elapsed());
+    }
+}
