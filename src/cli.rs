@@ -13,7 +13,13 @@ usage: vigil [-c CONFIG] [-v|-q] <command> [options]
 
 commands:
   demo [--data DIR] [--listen ADDR]   record the built-in camera (zero setup)
-  run                                  connect to every configured camera
+  run                                  record every configured camera
+  init [--data DIR]                    create the storage (pool files, database)
+  status [--json]                      storage use, retention, last recording per stream
+  list --camera NAME [--stream main|sub] [--start T] [--end T] [--json]
+                                       recordings in a time range
+  check [--level presence|size|crc] [--repair] [--rebuild-index]
+                                       verify the index against the pool files
   config check                         validate the config, print effective values
   camera [--listen ADDR] [--auth basic|digest --user U --password P]
          [--bitrate-kbps N]            serve the built-in simulated camera over RTSP
@@ -25,23 +31,58 @@ global options:
   -q, --quiet         warnings and errors only
   -V, --version       print the version
 
-Still to come (see README): init, status, list, export, check, user.
+Times T: RFC 3339 (2026-11-21T10:00:00Z), local (2026-11-21T10:00:00) or Unix seconds.
+Still to come (see README): export, user.
 ";
 
 const DEMO_HELP: &str = "\
 usage: vigil demo [--data DIR] [--listen ADDR] [--seconds N]
 
-Starts the built-in simulated camera on loopback and receives its H.264,
-H.265 and MJPEG streams, logging what arrives, until SIGINT/SIGTERM (or
-for N seconds). DIR (default ./vigil-demo) and ADDR (default
-127.0.0.1:8080) are used once recording and the web page land.
+Starts the built-in simulated camera on loopback and records its H.264,
+H.265 and MJPEG streams into DIR (default ./vigil-demo) until
+SIGINT/SIGTERM (or for N seconds). ADDR (default 127.0.0.1:8080) is used
+once the web page lands.
 ";
 
 const RUN_HELP: &str = "\
 usage: vigil [-c CONFIG] run [--seconds N]
 
-Connects to every enabled camera of the config file and receives its
-streams, logging state changes, until SIGINT/SIGTERM (or for N seconds).
+Records every enabled camera of the config file into its storage
+(created on first start), until SIGINT/SIGTERM (or for N seconds), then
+finalises the open recordings.
+";
+
+const INIT_HELP: &str = "\
+usage: vigil [-c CONFIG] init [--data DIR]
+
+Creates the storage the config describes (or DIR): the meta file, the
+pool files (pre-allocated) and the database. Refuses a non-empty
+directory that holds no Vigil storage. `vigil run` does this itself.
+";
+
+const STATUS_HELP: &str = "\
+usage: vigil [-c CONFIG] status [--json]
+
+Storage use, the span of recorded video, and each stream's recordings
+and last recording, read from the index (works while `vigil run` runs).
+";
+
+const LIST_HELP: &str = "\
+usage: vigil [-c CONFIG] list --camera NAME [--stream main|sub] [--start T] [--end T] [--json]
+
+The recordings of one camera stream (default main) overlapping the range
+(default: everything).
+";
+
+const CHECK_HELP: &str = "\
+usage: vigil [-c CONFIG] check [--level presence|size|crc] [--repair] [--rebuild-index]
+
+Verifies the index against the pool files: presence (every record lies
+in a pool of the right generation), size (record headers agree with the
+index), crc (every byte checked). --repair deletes from the index what
+cannot be played (never video that can). --rebuild-index rebuilds the
+index from the pool files' own record headers. Stop `vigil run` first.
+Exit status 0 when clean, 1 when problems remain.
 ";
 
 const CONFIG_HELP: &str = "\
@@ -77,11 +118,36 @@ pub enum Command {
         seconds: Option<u32>,
     },
     ConfigCheck,
+    Init {
+        data: Option<PathBuf>,
+    },
+    Status {
+        json: bool,
+    },
+    List {
+        camera: String,
+        stream: String,
+        start: Option<String>,
+        end: Option<String>,
+        json: bool,
+    },
+    Check {
+        level: CheckLevel,
+        repair: bool,
+        rebuild_index: bool,
+    },
     Camera {
         listen: String,
         auth: Option<CameraAuth>,
         bitrate_kbps: Option<u32>,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckLevel {
+    Presence,
+    Size,
+    Crc,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,6 +181,10 @@ pub fn help(command: Option<&str>) -> &'static str {
         Some("run") => RUN_HELP,
         Some("config") => CONFIG_HELP,
         Some("camera") => CAMERA_HELP,
+        Some("init") => INIT_HELP,
+        Some("status") => STATUS_HELP,
+        Some("list") => LIST_HELP,
+        Some("check") => CHECK_HELP,
         _ => USAGE,
     }
 }
@@ -160,18 +230,35 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, UsageError
     })
 }
 
-/// Options of one command: `--name value` pairs, no positionals.
+/// Options of one command: `--name value` pairs and `--flag`s, no
+/// positionals.
 struct Options<'a> {
     command: &'a str,
     pairs: Vec<(&'a str, &'a str)>,
+    flags: Vec<&'a str>,
 }
 
 impl<'a> Options<'a> {
     fn new(command: &'a str, rest: &'a [String], known: &[&str]) -> Result<Self, UsageError> {
+        Options::with_flags(command, rest, known, &[])
+    }
+
+    fn with_flags(
+        command: &'a str,
+        rest: &'a [String],
+        known: &[&str],
+        known_flags: &[&str],
+    ) -> Result<Self, UsageError> {
         let mut pairs = Vec::new();
+        let mut flags = Vec::new();
         let mut i = 0;
         while i < rest.len() {
             let name = rest[i].as_str();
+            if known_flags.contains(&name) {
+                flags.push(name);
+                i += 1;
+                continue;
+            }
             if !known.contains(&name) {
                 return Err(UsageError(format!(
                     "'vigil {command}' has no option or argument {name:?}"
@@ -183,7 +270,15 @@ impl<'a> Options<'a> {
             pairs.push((name, value.as_str()));
             i += 2;
         }
-        Ok(Options { command, pairs })
+        Ok(Options {
+            command,
+            pairs,
+            flags,
+        })
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.flags.contains(&name)
     }
 
     fn get(&self, name: &str) -> Option<&'a str> {
@@ -228,6 +323,65 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
             let o = Options::new("run", rest, &["--seconds"])?;
             Ok(Command::Run {
                 seconds: o.seconds()?,
+            })
+        }
+        "init" => {
+            let o = Options::new("init", rest, &["--data"])?;
+            Ok(Command::Init {
+                data: o.get("--data").map(PathBuf::from),
+            })
+        }
+        "status" => {
+            let o = Options::with_flags("status", rest, &[], &["--json"])?;
+            Ok(Command::Status {
+                json: o.flag("--json"),
+            })
+        }
+        "list" => {
+            let o = Options::with_flags(
+                "list",
+                rest,
+                &["--camera", "--stream", "--start", "--end"],
+                &["--json"],
+            )?;
+            let stream = o.get("--stream").unwrap_or("main");
+            if stream != "main" && stream != "sub" {
+                return Err(UsageError(format!(
+                    "--stream takes main or sub, got {stream:?}"
+                )));
+            }
+            Ok(Command::List {
+                camera: o
+                    .get("--camera")
+                    .ok_or_else(|| UsageError("'vigil list' needs --camera NAME".into()))?
+                    .to_owned(),
+                stream: stream.to_owned(),
+                start: o.get("--start").map(str::to_owned),
+                end: o.get("--end").map(str::to_owned),
+                json: o.flag("--json"),
+            })
+        }
+        "check" => {
+            let o = Options::with_flags(
+                "check",
+                rest,
+                &["--level"],
+                &["--repair", "--rebuild-index"],
+            )?;
+            let level = match o.get("--level").unwrap_or("crc") {
+                "presence" => CheckLevel::Presence,
+                "size" => CheckLevel::Size,
+                "crc" => CheckLevel::Crc,
+                other => {
+                    return Err(UsageError(format!(
+                        "--level takes presence, size or crc, got {other:?}"
+                    )))
+                }
+            };
+            Ok(Command::Check {
+                level,
+                repair: o.flag("--repair"),
+                rebuild_index: o.flag("--rebuild-index"),
             })
         }
         "config" => match rest.first().map(String::as_str) {
@@ -338,6 +492,32 @@ mod tests {
             }
         ));
         assert!(p("-c").is_err());
+    }
+
+    #[test]
+    fn storage_commands() {
+        assert_eq!(
+            p("status --json").unwrap().command,
+            Command::Status { json: true }
+        );
+        assert!(matches!(
+            p("check --level size --repair").unwrap().command,
+            Command::Check {
+                level: CheckLevel::Size,
+                repair: true,
+                rebuild_index: false
+            }
+        ));
+        assert!(matches!(
+            p("list --camera front --stream sub --json")
+                .unwrap()
+                .command,
+            Command::List { json: true, .. }
+        ));
+        assert!(p("list").is_err());
+        assert!(p("list --camera a --stream third").is_err());
+        assert!(p("check --level deep").is_err());
+        assert!(p("init --data").is_err());
     }
 
     #[test]

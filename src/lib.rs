@@ -15,6 +15,7 @@
 pub mod arena;
 pub mod camera;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod logging;
@@ -22,3 +23,4 @@ pub mod media;
 pub mod rtsp;
 pub mod signals;
 pub mod store;
+pub mod time;

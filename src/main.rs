@@ -1,126 +1,109 @@
-//! The `vigil` binary: parses the command line and hands over to the
-//! library. Exit status: 0 success, 1 runtime failure, 2 usage or config.
+//! The `vigil` binary: parses the command line and hands over to
+//! `vigil::commands`. Exit status: 0 success, 1 runtime failure, 2 usage
+//! or config error.
 
 use std::process::ExitCode;
 use vigil::cli::{self, Command};
-use vigil::{camera, config, daemon, logging, signals};
+use vigil::{camera, commands, config, logging, signals};
 
 fn main() -> ExitCode {
     let args = match cli::parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("vigil: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(commands::USAGE);
         }
     };
     logging::init(args.verbosity);
-    match args.command {
+    let config_path = config::default_path(args.config.as_deref());
+    let code = match args.command {
         Command::Help(topic) => {
             print!("{}", cli::help(topic.as_deref()));
-            ExitCode::SUCCESS
+            commands::OK
         }
         Command::Version => {
             println!("vigil {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            commands::OK
         }
-        Command::ConfigCheck => {
-            let path = config::default_path(args.config.as_deref());
-            match config::load(&path) {
-                Ok(c) => {
-                    eprintln!("{}: ok", path.display());
-                    print!("{}", c.to_effective_toml());
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("vigil: {e}");
-                    ExitCode::from(2)
-                }
+        Command::ConfigCheck => match config::load(&config_path) {
+            Ok(c) => {
+                eprintln!("{}: ok", config_path.display());
+                print!("{}", c.to_effective_toml());
+                commands::OK
             }
-        }
-        Command::Run { seconds } => {
-            let path = config::default_path(args.config.as_deref());
-            let cfg = match config::load(&path) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("vigil: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            signals::install();
-            if cfg.cameras.is_empty() {
-                log::warn!("{}: no [[camera]] configured", path.display());
+            Err(e) => {
+                eprintln!("vigil: {e}");
+                commands::USAGE
             }
-            let spacing =
-                std::time::Duration::from_millis(cfg.system.stream_start_spacing_ms.into());
-            let streams = daemon::Streams::start(daemon::stream_specs(&cfg), spacing);
-            daemon::supervise(streams, seconds);
-            ExitCode::SUCCESS
-        }
+        },
+        Command::Run { seconds } => commands::run(&config_path, seconds),
         Command::Demo {
             data,
             listen: _,
             seconds,
-        } => {
-            signals::install();
-            let server = match camera::CameraServer::start(camera::ServerOptions {
-                listen: ([127, 0, 0, 1], 0).into(),
-                auth: None,
-                bitrate_kbps: None,
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("vigil: cannot start the built-in camera: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            log::info!("built-in camera serving on rtsp://{}/", server.local_addr());
-            let cfg = daemon::demo_config(server.local_addr(), &data);
-            let spacing =
-                std::time::Duration::from_millis(cfg.system.stream_start_spacing_ms.into());
-            let streams = daemon::Streams::start(daemon::stream_specs(&cfg), spacing);
-            daemon::supervise(streams, seconds);
-            server.stop();
-            ExitCode::SUCCESS
-        }
+        } => commands::demo(&data, seconds),
+        Command::Init { data } => commands::init(&config_path, data.as_deref()),
+        Command::Status { json } => commands::status(&config_path, json),
+        Command::List {
+            camera,
+            stream,
+            start,
+            end,
+            json,
+        } => commands::list(
+            &config_path,
+            &camera,
+            &stream,
+            start.as_deref(),
+            end.as_deref(),
+            json,
+        ),
+        Command::Check {
+            level,
+            repair,
+            rebuild_index,
+        } => commands::check(&config_path, level, repair, rebuild_index),
         Command::Camera {
             listen,
             auth,
             bitrate_kbps,
-        } => {
-            let addr: std::net::SocketAddr = match listen.parse() {
-                Ok(a) => a,
-                Err(_) => {
-                    eprintln!(
-                        "vigil: --listen: expected an address like 127.0.0.1:8554, got {listen:?}"
-                    );
-                    return ExitCode::from(2);
-                }
-            };
-            if !addr.ip().is_loopback() {
-                eprintln!("vigil: the built-in camera listens on loopback only, not {addr}");
-                return ExitCode::from(2);
-            }
-            signals::install();
-            let server = match camera::CameraServer::start(camera::ServerOptions {
-                listen: addr,
-                auth,
-                bitrate_kbps,
-            }) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("vigil: cannot listen on {addr}: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            log::info!(
-                "built-in camera serving on rtsp://{}/ (h264, h265, mjpeg)",
-                server.local_addr()
-            );
-            while !signals::stop_requested() {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            server.stop();
-            ExitCode::SUCCESS
+        } => serve_camera(&listen, auth, bitrate_kbps),
+    };
+    ExitCode::from(code)
+}
+
+/// `vigil camera`: the built-in camera on its own.
+fn serve_camera(listen: &str, auth: Option<cli::CameraAuth>, bitrate_kbps: Option<u32>) -> u8 {
+    let addr: std::net::SocketAddr = match listen.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!("vigil: --listen: expected an address like 127.0.0.1:8554, got {listen:?}");
+            return commands::USAGE;
         }
+    };
+    if !addr.ip().is_loopback() {
+        eprintln!("vigil: the built-in camera listens on loopback only, not {addr}");
+        return commands::USAGE;
     }
+    signals::install();
+    let server = match camera::CameraServer::start(camera::ServerOptions {
+        listen: addr,
+        auth,
+        bitrate_kbps,
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vigil: cannot listen on {addr}: {e}");
+            return commands::FAILED;
+        }
+    };
+    log::info!(
+        "built-in camera serving on rtsp://{}/ (h264, h265, mjpeg)",
+        server.local_addr()
+    );
+    while !signals::stop_requested() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    server.stop();
+    commands::OK
 }

@@ -2,6 +2,7 @@
 //! with the RTSP session in it, restarted with backoff when it fails; and
 //! the `run` / `demo` commands that start them.
 
+pub mod recorder;
 pub mod status;
 pub mod stop;
 mod stream;
@@ -53,21 +54,30 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Starts every stream, staggered by `spacing` so start-up never spikes.
+    /// Starts every stream, receiving only (frames are counted, not kept),
+    /// staggered by `spacing` so start-up never spikes.
     pub fn start(specs: Vec<StreamSpec>, spacing: Duration) -> Streams {
+        let sinks = specs
+            .into_iter()
+            .map(|spec| {
+                let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
+                (spec, status, Box::new(DiscardSink) as Box<dyn FrameSink>)
+            })
+            .collect();
+        Streams::start_with(sinks, spacing)
+    }
+
+    /// Starts every stream with its own status and sink, staggered.
+    pub fn start_with(
+        sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)>,
+        spacing: Duration,
+    ) -> Streams {
         let stop = StopSource::new();
         let mut statuses = Vec::new();
         let mut threads = Vec::new();
-        for (i, spec) in specs.into_iter().enumerate() {
-            let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
+        for (i, (spec, status, sink)) in sinks.into_iter().enumerate() {
             let delay = spacing * u32::try_from(i).unwrap_or(u32::MAX);
-            match spawn_stream(
-                spec,
-                status.clone(),
-                Box::new(DiscardSink),
-                stop.token(),
-                delay,
-            ) {
+            match spawn_stream(spec, status.clone(), sink, stop.token(), delay) {
                 Ok(t) => threads.push(t),
                 Err(e) => status.set_error(StreamState::Error, format!("cannot start thread: {e}")),
             }

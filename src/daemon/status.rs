@@ -56,6 +56,9 @@ pub struct StreamSnapshot {
     pub discontinuities: u64,
     pub reconnects: u32,
     pub last_error: Option<String>,
+    /// The writer's error while storage fails (disk full, unwritable);
+    /// cleared when writing works again.
+    pub storage_error: Option<String>,
     /// Times the video parameters changed mid-stream.
     pub param_changes: u32,
 }
@@ -79,6 +82,7 @@ impl Default for StreamSnapshot {
             discontinuities: 0,
             reconnects: 0,
             last_error: None,
+            storage_error: None,
             param_changes: 0,
         }
     }
@@ -164,6 +168,10 @@ impl StreamStatus {
             i.snap.state = state;
             i.snap.last_error = Some(error);
         });
+    }
+
+    pub fn set_storage_error(&self, error: Option<String>) {
+        self.with(|i| i.snap.storage_error = error);
     }
 
     pub fn count_reconnect(&self) {

@@ -1123,7 +1123,7 @@ impl Receiver {
             self.drops_logged += 1;
             // The first few at warn, then every thousandth: a camera that
             // sends garbage at 30 fps must not flood the log.
-            if self.drops_logged <= 5 || self.drops_logged % 1000 == 0 {
+            if self.drops_logged <= 5 || self.drops_logged.is_multiple_of(1000) {
                 log::warn!(
                     "{}: dropped: {e} ({} so far)",
                     self.label,

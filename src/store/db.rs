@@ -567,6 +567,29 @@ impl Db {
         u32::try_from(id).map_err(|_| corrupt("stream.id", id))
     }
 
+    /// Makes sure stream `id` exists as (camera, kind): for an index being
+    /// rebuilt from the pools, whose records name streams by id.
+    pub fn ensure_stream(&mut self, id: u32, camera: &str, kind: &str) -> Result<(), DbError> {
+        self.conn.execute(
+            "insert into stream (id, camera, kind) values (?1, ?2, ?3) on conflict do nothing",
+            params![i64::from(id), camera, kind],
+        )?;
+        let found: Option<i64> = self
+            .conn
+            .query_row(
+                "select id from stream where camera = ?1 and kind = ?2",
+                params![camera, kind],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if found != Some(i64::from(id)) {
+            return Err(DbError::Conflict(format!(
+                "stream {camera}/{kind} has id {found:?} in the index but {id} in the pools"
+            )));
+        }
+        Ok(())
+    }
+
     /// The id of a sample entry equal to `e` in every field, created if new.
     pub fn sample_entry_id(&mut self, e: &SampleEntry) -> Result<i64, DbError> {
         let values = params![
@@ -804,6 +827,23 @@ impl Db {
         )?;
         tx.commit()?;
         Ok(stats)
+    }
+
+    /// Records a pool's generation as its header says it (index rebuild:
+    /// the pools are the truth there).
+    pub fn set_pool_generation(&mut self, pool: u32, generation: u64) -> Result<(), DbError> {
+        if pool >= MAX_POOLS {
+            return Err(DbError::Invalid(format!(
+                "pool index {pool} >= {MAX_POOLS}"
+            )));
+        }
+        let generation = store_u64(generation, "pool generation")?;
+        self.conn.execute(
+            "insert into pool (idx, generation) values (?1, ?2) \
+             on conflict (idx) do update set generation = excluded.generation",
+            params![i64::from(pool), generation],
+        )?;
+        Ok(())
     }
 
     /// Clears the open flag of every recording (end of recovery or of a

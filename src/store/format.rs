@@ -446,6 +446,44 @@ fn codec_byte(c: Codec) -> u8 {
     }
 }
 
+/// Longest camera name or stream kind stored in a first record.
+const MAX_NAME_BYTES: usize = 64;
+
+/// The parameters area of a recording's first record: which stream it is
+/// (camera name and kind, so that the index can be rebuilt from the pools
+/// alone), then the serialized `VideoParams` (`encode_params`).
+pub fn encode_first_params(camera: &str, kind: &str, params: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    for name in [camera, kind] {
+        let b = &name.as_bytes()[..name.len().min(MAX_NAME_BYTES)];
+        out.push(b.len() as u8);
+        out.extend_from_slice(b);
+    }
+    out.extend_from_slice(params);
+}
+
+/// Splits a first record's parameters area: `(camera, kind, parameters)`.
+pub fn decode_first_params(buf: &[u8]) -> Result<(String, String, VideoParams), FormatError> {
+    const WHAT: &str = "stream identity";
+    let mut rest = buf;
+    let mut names = [String::new(), String::new()];
+    for name in names.iter_mut() {
+        let (&len, tail) = rest
+            .split_first()
+            .ok_or_else(|| invalid(WHAT, "truncated"))?;
+        let len = usize::from(len);
+        if len > MAX_NAME_BYTES || tail.len() < len {
+            return Err(invalid(WHAT, "bad name length"));
+        }
+        *name = std::str::from_utf8(&tail[..len])
+            .map_err(|_| invalid(WHAT, "name is not UTF-8"))?
+            .to_owned();
+        rest = &tail[len..];
+    }
+    let [camera, kind] = names;
+    Ok((camera, kind, decode_params(rest)?))
+}
+
 /// Whether `p` serializes within the bounds [`decode_params`] accepts (codec
 /// string of at most [`MAX_RFC6381_BYTES`], whole at most
 /// [`MAX_PARAMS_BYTES`]). The writer must not store parameters that fail
@@ -697,6 +735,27 @@ mod tests {
         let mut out = Vec::new();
         h.encode(&[&PAYLOAD[..5], &PAYLOAD[5..]], &mut out);
         out
+    }
+
+    #[test]
+    fn first_params_carry_the_stream() {
+        let p = crate::media::VideoParams {
+            codec: crate::media::Codec::H264,
+            width: 640,
+            height: 360,
+            fps_milli: Some(25_000),
+            rfc6381_codec: "avc1.4d401e".into(),
+            decoder_config: vec![1, 2, 3],
+        };
+        let mut params = Vec::new();
+        encode_params(&p, &mut params);
+        let mut out = Vec::new();
+        encode_first_params("front", "main", &params, &mut out);
+        let (c, k, q) = decode_first_params(&out).unwrap();
+        assert_eq!((c.as_str(), k.as_str(), q), ("front", "main", p));
+        for n in 0..out.len() {
+            assert!(decode_first_params(&out[..n]).is_err());
+        }
     }
 
     #[test]

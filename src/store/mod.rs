@@ -8,7 +8,11 @@
 //! - `writer`: the writer thread; `recover`: start-up recovery;
 //! - `open`: creating, locking and opening an install; `check`: fsck.
 
+pub mod check;
 pub mod db;
 pub mod format;
+pub mod open;
 pub mod pool;
+pub mod recover;
 pub mod video_index;
+pub mod writer;

@@ -1,0 +1,347 @@
+//! What each command does (SPEC.md, "Binary and commands"). `main.rs`
+//! parses; these return the process exit status: 0 success, 1 runtime
+//! failure, 2 usage or config error.
+
+use crate::camera;
+use crate::cli::CheckLevel;
+use crate::config::{self, Config};
+use crate::daemon::{self, recorder::Recorder};
+use crate::store::{self, db::Db};
+use crate::time::{format_90k, parse_90k, TICKS};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub const OK: u8 = 0;
+pub const FAILED: u8 = 1;
+pub const USAGE: u8 = 2;
+
+fn load(path: &Path) -> Result<Config, u8> {
+    config::load(path).map_err(|e| {
+        eprintln!("vigil: {e}");
+        USAGE
+    })
+}
+
+fn fail(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("vigil: {msg}");
+    FAILED
+}
+
+/// `vigil run`: record every camera until a signal (or `seconds`).
+pub fn run(config_path: &Path, seconds: Option<u32>) -> u8 {
+    let cfg = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if cfg.cameras.is_empty() {
+        log::warn!("{}: no [[camera]] configured", config_path.display());
+    }
+    record(&cfg, seconds)
+}
+
+fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
+    crate::signals::install();
+    let storage = match store::open::open_for_writing(&cfg.storage) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let recorder = match Recorder::start(cfg, storage) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let start = Instant::now();
+    let mut last_summary = Instant::now();
+    let limit = seconds.map(|s| Duration::from_secs(u64::from(s)));
+    while !crate::signals::stop_requested() && limit.is_none_or(|l| start.elapsed() < l) {
+        if crate::signals::take_reload() {
+            log::warn!("SIGHUP: config reload is not implemented yet; keeping the running config");
+        }
+        if last_summary.elapsed() >= Duration::from_secs(10) {
+            daemon::log_summary(&recorder.streams.statuses);
+            last_summary = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    log::info!("stopping");
+    daemon::log_summary(&recorder.streams.statuses);
+    match recorder.shutdown(Duration::from_secs(5)) {
+        Some(stats) if stats.last_error.is_none() => OK,
+        Some(stats) => fail(format!(
+            "the writer ended with an error: {}",
+            stats.last_error.unwrap_or_default()
+        )),
+        None => FAILED,
+    }
+}
+
+/// `vigil demo`: the built-in camera, recorded into `data`.
+pub fn demo(data: &Path, seconds: Option<u32>) -> u8 {
+    let server = match camera::CameraServer::start(camera::ServerOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        auth: None,
+        bitrate_kbps: None,
+    }) {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot start the built-in camera: {e}")),
+    };
+    log::info!("built-in camera serving on rtsp://{}/", server.local_addr());
+    let cfg = daemon::demo_config(server.local_addr(), data);
+    let code = record(&cfg, seconds);
+    server.stop();
+    code
+}
+
+/// `vigil init`.
+pub fn init(config_path: &Path, data: Option<&Path>) -> u8 {
+    let mut cfg = if config_path.exists() || data.is_none() {
+        match load(config_path) {
+            Ok(c) => c,
+            Err(code) => return code,
+        }
+    } else {
+        // `vigil init --data DIR` without a config: the defaults.
+        match config::parse_str("", Path::new(".")) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        }
+    };
+    if let Some(d) = data {
+        cfg.storage.db = d.join("vigil.db");
+        cfg.storage.path = d.to_owned();
+    }
+    match store::open::init(&cfg.storage) {
+        Ok(uuid) => {
+            println!(
+                "storage ready in {}: {} pools of {} MiB, database {}, install {}",
+                cfg.storage.path.display(),
+                cfg.storage.pools,
+                cfg.storage.pool_size_mb,
+                cfg.storage.db.display(),
+                store::format::uuid_hex(&uuid)
+            );
+            OK
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// A JSON string literal.
+fn js(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn open_index(cfg: &Config) -> Result<Db, u8> {
+    store::open::open_read_only(&cfg.storage).map_err(fail)
+}
+
+/// `vigil status`.
+pub fn status(config_path: &Path, json: bool) -> u8 {
+    let cfg = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let db = match open_index(&cfg) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let total = u64::from(cfg.storage.pool_size_mb) * u64::from(cfg.storage.pools) * 1024 * 1024;
+    let (summary, streams) = match (db.summary(), db.streams()) {
+        (Ok(s), Ok(st)) => (s, st),
+        (Err(e), _) | (_, Err(e)) => return fail(e),
+    };
+    let mut per_stream = Vec::new();
+    for s in &streams {
+        match db.stream_summary(s.id) {
+            Ok(sum) => per_stream.push((s, sum)),
+            Err(e) => return fail(e),
+        }
+    }
+    let span = |s: Option<i64>, e: Option<i64>| match (s, e) {
+        (Some(s), Some(e)) => Some((e - s) as f64 / TICKS as f64 / 3600.0),
+        _ => None,
+    };
+    if json {
+        let mut out = format!(
+            "{{\"storage\":{{\"path\":{},\"bytes_total\":{total},\"bytes_used\":{},\"recordings\":{},\"oldest\":{},\"newest\":{}}},\"streams\":[",
+            js(&cfg.storage.path.to_string_lossy()),
+            summary.bytes,
+            summary.recordings,
+            summary.oldest_start_90k.map_or("null".into(), |t| js(&format_90k(t))),
+            summary.newest_end_90k.map_or("null".into(), |t| js(&format_90k(t))),
+        );
+        for (i, (s, sum)) in per_stream.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!(
+                "{{\"camera\":{},\"stream\":{},\"recordings\":{},\"bytes\":{},\"oldest\":{},\"newest\":{}}}",
+                js(&s.camera),
+                js(&s.kind),
+                sum.recordings,
+                sum.bytes,
+                sum.oldest_start_90k.map_or("null".into(), |t| js(&format_90k(t))),
+                sum.newest_end_90k.map_or("null".into(), |t| js(&format_90k(t))),
+            ));
+        }
+        out.push_str("]}");
+        println!("{out}");
+        return OK;
+    }
+    println!("storage: {}", cfg.storage.path.display());
+    println!(
+        "  {:.1} of {:.1} MiB used by {} recordings",
+        summary.bytes as f64 / 1048576.0,
+        total as f64 / 1048576.0,
+        summary.recordings
+    );
+    if let (Some(o), Some(n)) = (summary.oldest_start_90k, summary.newest_end_90k) {
+        println!(
+            "  recorded from {} to {} ({:.2} h retained)",
+            format_90k(o),
+            format_90k(n),
+            span(Some(o), Some(n)).unwrap_or(0.0)
+        );
+    }
+    for (s, sum) in per_stream {
+        println!(
+            "{}/{}: {} recordings, {:.1} MiB, last ends {}",
+            s.camera,
+            s.kind,
+            sum.recordings,
+            sum.bytes as f64 / 1048576.0,
+            sum.newest_end_90k.map_or("-".into(), format_90k)
+        );
+    }
+    OK
+}
+
+/// `vigil list`.
+pub fn list(
+    config_path: &Path,
+    camera: &str,
+    stream: &str,
+    start: Option<&str>,
+    end: Option<&str>,
+    json: bool,
+) -> u8 {
+    let cfg = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let parse = |t: Option<&str>, default: i64| match t {
+        None => Ok(default),
+        Some(t) => parse_90k(t),
+    };
+    let (start, end) = match (parse(start, i64::MIN / 2), parse(end, i64::MAX / 2)) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("vigil: {e}");
+            return USAGE;
+        }
+    };
+    let db = match open_index(&cfg) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let streams = match db.streams() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let Some(s) = streams
+        .iter()
+        .find(|s| s.camera == camera && s.kind == stream)
+    else {
+        return fail(format!("no recordings of {camera}/{stream}"));
+    };
+    let rows = match db.recordings(s.id, start, end) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    if json {
+        let items: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"id\":{},\"stream\":{},\"start\":{},\"end\":{},\"start_90k\":{},\"end_90k\":{},\"duration_ms\":{},\"bytes\":{},\"frames\":{},\"open\":{},\"gaps\":{}}}",
+                    r.id,
+                    js(stream),
+                    js(&format_90k(r.start_90k)),
+                    js(&format_90k(r.start_90k + r.duration_90k)),
+                    r.start_90k,
+                    r.start_90k + r.duration_90k,
+                    r.duration_90k / 90,
+                    r.bytes,
+                    r.frames,
+                    r.flags & store::db::RECORDING_OPEN != 0,
+                    u32::from(r.flags & store::db::RECORDING_GAP != 0)
+                )
+            })
+            .collect();
+        println!("[{}]", items.join(","));
+        return OK;
+    }
+    for r in &rows {
+        println!(
+            "{:>8}  {}  {:>7.2} s  {:>6} frames  {:>10} bytes{}",
+            r.id,
+            format_90k(r.start_90k),
+            r.duration_90k as f64 / TICKS as f64,
+            r.frames,
+            r.bytes,
+            if r.flags & store::db::RECORDING_OPEN != 0 {
+                "  (recording)"
+            } else {
+                ""
+            }
+        );
+    }
+    OK
+}
+
+/// `vigil check`.
+pub fn check(config_path: &Path, level: CheckLevel, repair: bool, rebuild_index: bool) -> u8 {
+    let cfg = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match store::check::run(&cfg.storage, level, repair, rebuild_index) {
+        Ok(report) => {
+            for line in &report.problems {
+                println!("problem: {line}");
+            }
+            for line in &report.repaired {
+                println!("repaired: {line}");
+            }
+            println!(
+                "checked {} recordings, {} records ({}): {} problems{}",
+                report.recordings,
+                report.records,
+                report.level,
+                report.problems.len(),
+                if report.repaired.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} repaired", report.repaired.len())
+                }
+            );
+            if report.remaining_problems() == 0 {
+                OK
+            } else {
+                FAILED
+            }
+        }
+        Err(e) => fail(e),
+    }
+}

@@ -1,0 +1,188 @@
+//! Recording: the arena carved into one ring per recorded stream, each
+//! stream's frames pushed into its ring by a [`RingSink`], and the writer
+//! thread persisting them. Shutdown order: streams stop, then the writer
+//! writes out what the rings hold, closes recordings and commits.
+
+use super::{DiscardSink, FrameSink, StopSource, StreamSpec, StreamStatus, Streams};
+use crate::arena::{self, FrameMeta, Push, RingWriter};
+use crate::config::{Config, Record, StreamKind};
+use crate::media::Frame;
+use crate::store::format;
+use crate::store::open::Storage;
+use crate::store::writer::{wall_90k_now, Writer, WriterStats, WriterStream, TICKS};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A stream's frames into its arena ring. Never blocks: a full ring drops
+/// (whole GOPs), and the stream status counts it.
+pub struct RingSink {
+    ring: RingWriter,
+    status: Arc<StreamStatus>,
+    params: Vec<u8>,
+    /// The parameters changed and have not reached the ring yet (the frame
+    /// that carried them may have been dropped).
+    params_unsent: bool,
+    discontinuity: bool,
+}
+
+impl RingSink {
+    pub fn new(ring: RingWriter, status: Arc<StreamStatus>) -> RingSink {
+        RingSink {
+            ring,
+            status,
+            params: Vec::with_capacity(256),
+            params_unsent: false,
+            discontinuity: false,
+        }
+    }
+}
+
+impl FrameSink for RingSink {
+    fn frame(&mut self, f: &Frame<'_>) {
+        if f.params_changed {
+            format::encode_params(f.params, &mut self.params);
+            self.params_unsent = true;
+        }
+        let meta = FrameMeta {
+            timestamp_90k: f.timestamp_90k,
+            wall_90k: wall_90k_now(),
+            key: f.key,
+            discontinuity: self.discontinuity,
+        };
+        let extra: &[u8] = if self.params_unsent {
+            &self.params
+        } else {
+            &[]
+        };
+        match self.ring.push(&meta, extra, f.data) {
+            Push::Stored => {
+                self.params_unsent = false;
+                self.discontinuity = false;
+            }
+            Push::Dropped => self.status.count_dropped(),
+        }
+    }
+
+    fn discontinuity(&mut self) {
+        self.discontinuity = true;
+    }
+}
+
+/// Whether a camera's stream of this kind is recorded.
+fn recorded(record: Record, kind: StreamKind) -> bool {
+    matches!(
+        (record, kind),
+        (Record::Both, _) | (Record::Main, StreamKind::Main) | (Record::Sub, StreamKind::Sub)
+    )
+}
+
+/// Everything recording: the streams and the writer thread.
+pub struct Recorder {
+    pub streams: Streams,
+    writer: Option<std::thread::JoinHandle<WriterStats>>,
+    writer_stop: StopSource,
+    /// The storage directory's lock, released when recording has ended.
+    _lock: std::fs::File,
+}
+
+impl Recorder {
+    /// Starts recording every stream of `config` into `storage`.
+    pub fn start(config: &Config, storage: Storage) -> Result<Recorder, String> {
+        let Storage {
+            pools,
+            mut db,
+            open_id,
+            position,
+            lock,
+            ..
+        } = storage;
+        let specs: Vec<StreamSpec> = super::stream_specs(config);
+        let mut weights = Vec::new();
+        let mut recorded_idx = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let cam = config.cameras.iter().find(|c| c.name == spec.camera);
+            let Some(cam) = cam else { continue };
+            if cam.enabled && recorded(cam.record, spec.kind) {
+                // Ring room follows the expected bitrate (a main stream is
+                // several times a sub stream) and the priority.
+                let base = if spec.kind == StreamKind::Main { 4 } else { 1 };
+                weights.push(base * (10 + u32::from(cam.priority)));
+                recorded_idx.push(i);
+            }
+        }
+        let arena_bytes =
+            usize::try_from(u64::from(config.memory.arena_mb) * 1024 * 1024).unwrap_or(usize::MAX);
+        let mut rings = if weights.is_empty() {
+            Vec::new()
+        } else {
+            arena::carve(arena_bytes, &weights)
+                .map_err(|e| format!("[memory] arena_mb = {}: {e}", config.memory.arena_mb))?
+        }
+        .into_iter();
+        let mut sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)> = Vec::new();
+        let mut writer_streams = Vec::new();
+        for (i, spec) in specs.into_iter().enumerate() {
+            let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
+            let sink: Box<dyn FrameSink> = if recorded_idx.contains(&i) {
+                let Some((w, r)) = rings.next() else {
+                    return Err("arena has fewer rings than recorded streams".into());
+                };
+                let cam = config.cameras.iter().find(|c| c.name == spec.camera);
+                let (segment, priority) = cam.map_or((60, 1), |c| (c.segment_seconds, c.priority));
+                let stream_id = db
+                    .stream_id(&spec.camera, spec.kind.name())
+                    .map_err(|e| format!("index: {e}"))?;
+                let n = recorded_idx.len() as i64;
+                let k = writer_streams.len() as i64;
+                writer_streams.push(WriterStream {
+                    stream_id,
+                    camera: spec.camera.clone(),
+                    kind: spec.kind.name(),
+                    label: format!("{}/{}", spec.camera, spec.kind.name()),
+                    priority,
+                    segment_90k: i64::from(segment) * TICKS,
+                    // Stream k of n rotates k/n of a segment early the first
+                    // time, then every segment: rotations are spread out.
+                    stagger_90k: i64::from(segment) * TICKS * k / n.max(1),
+                    ring: r,
+                    status: status.clone(),
+                });
+                Box::new(RingSink::new(w, status.clone()))
+            } else {
+                Box::new(DiscardSink)
+            };
+            sinks.push((spec, status, sink));
+        }
+        let sync = Duration::from_millis(config.storage.sync_interval_ms.into());
+        let writer = Writer::new(pools, db, open_id, position, writer_streams, sync)
+            .map_err(|e| e.to_string())?;
+        let writer_stop = StopSource::new();
+        let token = writer_stop.token();
+        let writer = std::thread::Builder::new()
+            .name("writer".into())
+            .spawn(move || writer.run(token))
+            .map_err(|e| format!("cannot start the writer thread: {e}"))?;
+        let spacing = Duration::from_millis(config.system.stream_start_spacing_ms.into());
+        let streams = Streams::start_with(sinks, spacing);
+        Ok(Recorder {
+            streams,
+            writer: Some(writer),
+            writer_stop,
+            _lock: lock,
+        })
+    }
+
+    /// Ordered shutdown: streams first, then the writer finalises.
+    pub fn shutdown(mut self, timeout: Duration) -> Option<WriterStats> {
+        self.streams.shutdown(timeout);
+        self.writer_stop.stop();
+        let w = self.writer.take()?;
+        match w.join() {
+            Ok(stats) => Some(stats),
+            Err(_) => {
+                log::error!("the writer thread panicked");
+                None
+            }
+        }
+    }
+}

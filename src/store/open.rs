@@ -1,0 +1,168 @@
+//! Opening the storage of one install: creating it (`vigil init`), taking
+//! the exclusive lock, checking that the `meta` file, the database and the
+//! pools belong together (docs/storage.md, invariant 8), and recovering.
+
+use super::db::{Db, WriterPosition};
+use super::format;
+use super::pool::Pools;
+use super::recover::{self, RecoveryStats};
+use crate::config::Storage as StorageConfig;
+use std::fs::File;
+use std::path::Path;
+
+/// The open storage of one writing process. The lock lives as long as it.
+pub struct Storage {
+    pub pools: Pools,
+    pub db: Db,
+    pub open_id: i64,
+    pub position: WriterPosition,
+    pub recovery: RecoveryStats,
+    /// The exclusive lock on the directory: keep it as long as anything
+    /// writes there.
+    pub lock: File,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+fn pool_bytes(cfg: &StorageConfig) -> u64 {
+    u64::from(cfg.pool_size_mb) * MIB
+}
+
+/// Creates the storage the config describes: directory, `meta`, pool
+/// files (pre-allocated) and database. Safe to run again on its own
+/// storage (it completes what is missing); refuses a directory holding
+/// anything else.
+pub fn init(cfg: &StorageConfig) -> Result<[u8; 16], String> {
+    let dir = &cfg.path;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let meta = dir.join("meta");
+    let uuid = if meta.exists() {
+        format::read_meta(dir).map_err(|e| e.to_string())?
+    } else {
+        let foreign: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        let db_name = cfg.db.file_name().map(|n| n.to_string_lossy().into_owned());
+        if foreign.iter().any(|n| Some(n) != db_name.as_ref()) {
+            return Err(format!(
+                "{} is not empty and holds no Vigil storage ({} entries, e.g. {:?}); \
+                 refusing to touch it: choose an empty directory for storage.path",
+                dir.display(),
+                foreign.len(),
+                foreign.first().map(String::as_str).unwrap_or("")
+            ));
+        }
+        let uuid = format::new_uuid().map_err(|e| format!("cannot make a uuid: {e}"))?;
+        format::write_meta(dir, &uuid)
+            .map_err(|e| format!("cannot write {}: {e}", meta.display()))?;
+        uuid
+    };
+    if cfg.db.exists() {
+        let db = Db::open(&cfg.db).map_err(|e| format!("{}: {e}", cfg.db.display()))?;
+        check_uuid(&uuid, &db.uuid(), dir, &cfg.db)?;
+    } else {
+        if let Some(parent) = cfg.db.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        Db::create(&cfg.db, &uuid).map_err(|e| format!("{}: {e}", cfg.db.display()))?;
+    }
+    log::info!(
+        "storage: creating {} pool files of {} MiB in {}",
+        cfg.pools,
+        cfg.pool_size_mb,
+        dir.display()
+    );
+    Pools::create(dir, &uuid, cfg.pools, pool_bytes(cfg))
+        .map_err(|e| format!("cannot create the pool files in {}: {e}", dir.display()))?;
+    Ok(uuid)
+}
+
+fn check_uuid(meta: &[u8; 16], db: &[u8; 16], dir: &Path, db_path: &Path) -> Result<(), String> {
+    if meta != db {
+        return Err(format!(
+            "the database {} (install {}) does not belong to the storage in {} (install {}): \
+             a restored or foreign database is refused; use `vigil check --rebuild-index` with a \
+             fresh database to rebuild it from the pools",
+            db_path.display(),
+            format::uuid_hex(db),
+            dir.display(),
+            format::uuid_hex(meta)
+        ));
+    }
+    Ok(())
+}
+
+/// Takes the exclusive lock on the storage directory.
+pub(crate) fn lock(dir: &Path) -> Result<File, String> {
+    let f = File::open(dir.join("meta"))
+        .map_err(|e| format!("cannot open {}: {e}", dir.join("meta").display()))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor we own; no memory is involved.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        return Err(format!(
+            "{} is in use by another Vigil process (its lock is held)",
+            dir.display()
+        ));
+    }
+    Ok(f)
+}
+
+/// Opens the storage for writing: creates it if the directory is new,
+/// locks it, checks identity, recovers. `vigil run` starts here.
+pub fn open_for_writing(cfg: &StorageConfig) -> Result<Storage, String> {
+    if !cfg.path.join("meta").exists() || !cfg.db.exists() {
+        init(cfg)?;
+    }
+    let dir = &cfg.path;
+    let lock = lock(dir)?;
+    let uuid = format::read_meta(dir).map_err(|e| e.to_string())?;
+    let mut db = Db::open(&cfg.db).map_err(|e| format!("{}: {e}", cfg.db.display()))?;
+    check_uuid(&uuid, &db.uuid(), dir, &cfg.db)?;
+    // Pools added to the config since init are created; missing ones of
+    // an existing install are an error from open().
+    Pools::create(dir, &uuid, cfg.pools, pool_bytes(cfg))
+        .map_err(|e| format!("pool files in {}: {e}", dir.display()))?;
+    let mut pools =
+        Pools::open(dir, &uuid, cfg.pools, pool_bytes(cfg)).map_err(|e| e.to_string())?;
+    let open_id = db
+        .begin_open(env!("CARGO_PKG_VERSION"), super::writer::wall_90k_now())
+        .map_err(|e| format!("{}: {e}", cfg.db.display()))?;
+    let (position, recovery) = recover::recover(&mut pools, &mut db, open_id)?;
+    if recovery.records_indexed > 0 || recovery.recordings_closed > 0 {
+        log::info!(
+            "storage: recovered {} records ({} bytes) into {} recordings, closed {} open recordings{}",
+            recovery.records_indexed,
+            recovery.bytes_indexed,
+            recovery.recordings_touched,
+            recovery.recordings_closed,
+            recovery.stopped.as_deref().map(|w| format!("; scan stopped: {w}")).unwrap_or_default()
+        );
+    }
+    Ok(Storage {
+        pools,
+        db,
+        open_id,
+        position,
+        recovery,
+        lock,
+    })
+}
+
+/// Opens the index for reading while a writer may run (list, status).
+pub fn open_read_only(cfg: &StorageConfig) -> Result<Db, String> {
+    if !cfg.db.exists() {
+        return Err(format!(
+            "no recordings yet: {} does not exist (run `vigil init` or `vigil run` first)",
+            cfg.db.display()
+        ));
+    }
+    let db = Db::open_read_only(&cfg.db).map_err(|e| format!("{}: {e}", cfg.db.display()))?;
+    let uuid = format::read_meta(&cfg.path).map_err(|e| e.to_string())?;
+    check_uuid(&uuid, &db.uuid(), &cfg.path, &cfg.db)?;
+    Ok(db)
+}

@@ -1,0 +1,705 @@
+//! The writer thread: the only code that writes pool files and the index.
+//!
+//! It takes frames from the streams' arena rings (higher priority first),
+//! groups each stream's frames into recordings (rotating at the first key
+//! frame after `segment_seconds`, staggered across streams) and records
+//! (what one sync interval brings), writes records strictly sequentially
+//! into the current pool, and every `sync_interval_ms` makes them durable:
+//! fdatasync the pool, then commit the index rows that describe them
+//! (docs/storage.md, invariants 1 and 2). Before it enters a pool it
+//! reclaims it (invariant 4).
+//!
+//! Frame durations come from the camera's 90 kHz clock: a frame's duration
+//! is the time to the next frame, so the newest frame of a stream waits in
+//! its ring until its successor arrives (or the recording closes).
+//! Recording start times come from the NVR's clock, with a limited-rate
+//! correction so recordings track wall-clock time even when the camera's
+//! clock runs fast or slow.
+
+use super::db::{CommitBatch, Db, RecordRow, RecordingRow, SampleEntry, WriterPosition};
+use super::db::{RECORDING_DISCONTINUITY, RECORDING_GAP, RECORDING_OPEN};
+use super::format::{self, FrameEntry, RecordHeader, FLAG_FIRST, FLAG_GAP, POOL_HEADER_BYTES};
+use super::pool::Pools;
+use super::video_index::VideoIndexEncoder;
+use crate::arena::{FrameView, RingReader};
+use crate::daemon::{StopToken, StreamStatus};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// 90 kHz ticks per second.
+pub const TICKS: i64 = 90_000;
+/// Frames in one record at most (one `pwritev` of header + frames).
+const MAX_FRAMES_PER_RECORD: usize = 512;
+/// A frame interval beyond this is not a frame interval: the camera's
+/// clock jumped. The frame gets the previous interval and the recording
+/// ends there.
+const MAX_FRAME_DURATION: i64 = 5 * TICKS;
+/// Drift correction: at most 0.2% faster or slower, enough for a camera
+/// clock 0.1% off, slow enough that playback speed never visibly changes.
+const MAX_CORRECTION_PPM: i64 = 2_000;
+/// A recording that starts within this of where the previous one ended
+/// continues it (its start is the previous end); beyond, there was a gap.
+const CONTINUITY_SLACK: i64 = 5 * TICKS;
+/// When a ring is this full, the writer writes out early rather than
+/// waiting for the sync interval.
+const EARLY_WRITE_PERCENT: u32 = 50;
+
+/// One stream, as the writer sees it.
+pub struct WriterStream {
+    pub stream_id: u32,
+    pub camera: String,
+    /// `main` or `sub`.
+    pub kind: &'static str,
+    pub label: String,
+    pub priority: u8,
+    pub segment_90k: i64,
+    /// Shortens the first recording by this much, so that the streams'
+    /// rotations (and their index commits) do not all fall together.
+    pub stagger_90k: i64,
+    pub ring: RingReader,
+    pub status: Arc<StreamStatus>,
+}
+
+/// The writer's counters, for status and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub records: u64,
+    pub bytes_written: u64,
+    pub commits: u64,
+    pub reclaimed_recordings: u64,
+    pub frames_too_large: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+struct OpenRecording {
+    row: RecordingRow,
+    index: VideoIndexEncoder,
+    next_sequence: u32,
+    /// The stream's identity and serialized parameters, for the
+    /// recording's first record (`format::encode_first_params`).
+    params: Vec<u8>,
+    /// Media time of the next frame to write (the end of what is written).
+    media_end_90k: i64,
+    /// Drift correction for this recording, and its rounding carry.
+    correction_ppm: i64,
+    carry: i64,
+    /// The next record starts after dropped frames.
+    gap_pending: bool,
+}
+
+struct StreamState {
+    s: WriterStream,
+    rec: Option<OpenRecording>,
+    /// Where the last recording of this stream ended (wall clock, 90 kHz).
+    prev_end_90k: Option<i64>,
+    /// The serialized parameters in force (from the latest frame with any).
+    params: Vec<u8>,
+    sample_entry_id: Option<i64>,
+    /// Interval of the last frame written, for frames whose successor is
+    /// not a continuation.
+    last_duration: i64,
+    first_recording: bool,
+}
+
+/// A record being assembled: which ring frames it takes and their entries.
+struct PendingRecord {
+    entries: Vec<FrameEntry>,
+}
+
+pub struct Writer {
+    pools: Pools,
+    db: Db,
+    open_id: i64,
+    pos: WriterPosition,
+    streams: Vec<StreamState>,
+    next_recording_id: i64,
+    sync_interval: Duration,
+    last_sync: Instant,
+    /// Pools written to since the last sync.
+    unsynced: Vec<u32>,
+    /// Record rows written since the last commit.
+    pending_records: Vec<RecordRow>,
+    /// Recordings closed since the last commit (final rows).
+    closed: Vec<RecordingRow>,
+    header_buf: Vec<u8>,
+    pending: PendingRecord,
+    pub stats: WriterStats,
+}
+
+/// Why the writer stopped working.
+#[derive(Debug)]
+pub struct WriterError(pub String);
+
+impl std::fmt::Display for WriterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WriterError {}
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> WriterError + '_ {
+    move |e| WriterError(format!("{what}: {e}"))
+}
+
+/// Wall clock now, in 90 kHz units since the Unix epoch.
+pub fn wall_90k_now() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / TICKS) * TICKS
+        + i64::from(d.subsec_nanos()) * 9 / 100_000
+}
+
+impl Writer {
+    /// Takes over the storage: the position comes from the index (after
+    /// recovery, see `super::recover`); `streams` in any order.
+    pub fn new(
+        pools: Pools,
+        db: Db,
+        open_id: i64,
+        pos: WriterPosition,
+        streams: Vec<WriterStream>,
+        sync_interval: Duration,
+    ) -> Result<Writer, WriterError> {
+        let next_recording_id = db.next_recording_id().map_err(err("index"))?;
+        let mut streams: Vec<StreamState> = streams
+            .into_iter()
+            .map(|s| StreamState {
+                s,
+                rec: None,
+                prev_end_90k: None,
+                params: Vec::new(),
+                sample_entry_id: None,
+                last_duration: TICKS / 25,
+                first_recording: true,
+            })
+            .collect();
+        // Higher priority first: when the disk is the bottleneck, their
+        // rings drain first.
+        streams.sort_by_key(|st| std::cmp::Reverse(st.s.priority));
+        Ok(Writer {
+            pools,
+            db,
+            open_id,
+            pos,
+            streams,
+            next_recording_id,
+            sync_interval,
+            last_sync: Instant::now(),
+            unsynced: Vec::new(),
+            pending_records: Vec::new(),
+            closed: Vec::new(),
+            header_buf: Vec::with_capacity(4096),
+            pending: PendingRecord {
+                entries: Vec::with_capacity(MAX_FRAMES_PER_RECORD),
+            },
+            stats: WriterStats::default(),
+        })
+    }
+
+    /// Runs until `stop`, then writes out everything, closes the open
+    /// recordings and commits.
+    pub fn run(mut self, stop: StopToken) -> WriterStats {
+        log::info!(
+            "writer: pool {} offset {} generation {}",
+            self.pos.pool,
+            self.pos.offset,
+            self.pos.generation
+        );
+        while !stop.is_stopped() {
+            let due = self.last_sync.elapsed() >= self.sync_interval;
+            let pressed = self.streams.iter().any(|st| {
+                let r = st.s.ring.stats();
+                r.capacity > 0 && r.used.saturating_mul(100) / r.capacity >= EARLY_WRITE_PERCENT
+            });
+            if due || pressed {
+                if let Err(e) = self.write_available(false) {
+                    self.fail(e);
+                }
+            }
+            if due {
+                if let Err(e) = self.sync_and_commit() {
+                    self.fail(e);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Err(e) = self
+            .write_available(true)
+            .and_then(|_| self.sync_and_commit())
+        {
+            self.fail(e);
+        }
+        log::info!(
+            "writer: stopped after {} records, {} bytes, {} commits",
+            self.stats.records,
+            self.stats.bytes_written,
+            self.stats.commits
+        );
+        self.stats
+    }
+
+    fn fail(&mut self, e: WriterError) {
+        self.stats.errors += 1;
+        // Each stream shows the storage error: recording is what it is for.
+        if self.stats.last_error.as_deref() != Some(e.0.as_str()) {
+            log::error!("writer: {e}");
+            for st in &self.streams {
+                st.s.status.set_storage_error(Some(e.0.clone()));
+            }
+        }
+        self.stats.last_error = Some(e.0);
+        // Back off a little: a full or failing disk must not spin a core.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    /// Writes every frame whose duration is known; with `closing`, every
+    /// frame, and closes the open recordings.
+    pub fn write_available(&mut self, closing: bool) -> Result<(), WriterError> {
+        for i in 0..self.streams.len() {
+            self.write_stream(i, closing)?;
+            if closing {
+                self.close_recording(i, false);
+            }
+        }
+        if self.stats.last_error.is_some() {
+            self.stats.last_error = None;
+            for st in &self.streams {
+                st.s.status.set_storage_error(None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the frames of stream `i` that can be written, as records.
+    fn write_stream(&mut self, i: usize, closing: bool) -> Result<(), WriterError> {
+        loop {
+            let st = &mut self.streams[i];
+            let available = st.s.ring.len();
+            // The newest frame waits for its successor (its duration).
+            let writable = if closing {
+                available
+            } else {
+                available.saturating_sub(1)
+            };
+            if writable == 0 {
+                return Ok(());
+            }
+            // Decide where the recording boundaries fall and what the
+            // first frame does.
+            let first = match st.s.ring.peek(0) {
+                Some(f) => f,
+                None => return Ok(()),
+            };
+            if !first.extra.is_empty() && first.extra != st.params.as_slice() {
+                // New parameters: a new recording with a new sample entry.
+                let params = first.extra.to_vec();
+                let changed = !st.params.is_empty();
+                st.params = params;
+                st.sample_entry_id = None;
+                if changed {
+                    self.close_recording(i, false);
+                }
+            }
+            let st = &mut self.streams[i];
+            let first = match st.s.ring.peek(0) {
+                Some(f) => f,
+                None => return Ok(()),
+            };
+            if first.meta.discontinuity && st.rec.is_some() {
+                self.close_recording(i, true);
+                continue;
+            }
+            if st.rec.is_none() {
+                if !first.meta.key || st.params.is_empty() {
+                    // A recording starts with a key frame and known
+                    // parameters; anything before is of no use to a player.
+                    st.s.ring.release(1);
+                    st.s.status.count_dropped();
+                    continue;
+                }
+                self.open_recording(i)?;
+            } else if self.should_rotate(i) {
+                self.close_recording(i, false);
+                continue;
+            }
+            let n = self.plan_record(i, writable);
+            if n == 0 {
+                // The first frame itself ends the recording (rotation or
+                // discontinuity on the next round).
+                continue;
+            }
+            self.write_record(i, n)?;
+        }
+    }
+
+    fn should_rotate(&self, i: usize) -> bool {
+        let st = &self.streams[i];
+        let (Some(rec), Some(f)) = (&st.rec, st.s.ring.peek(0)) else {
+            return false;
+        };
+        if !f.meta.key || rec.row.frames == 0 {
+            return false;
+        }
+        let mut limit = st.s.segment_90k;
+        if st.first_recording {
+            limit = (limit - st.s.stagger_90k).max(TICKS);
+        }
+        f.meta.timestamp_90k - rec.row.media_start_90k >= limit
+    }
+
+    /// How many of the first `writable` ring frames go into the next
+    /// record: they stop at a recording boundary and at the record limits.
+    /// Fills `self.pending.entries` with their table.
+    fn plan_record(&mut self, i: usize, writable: usize) -> usize {
+        let st = &mut self.streams[i];
+        let Some(rec) = st.rec.as_mut() else { return 0 };
+        let limit = st.s.segment_90k
+            - if st.first_recording {
+                st.s.stagger_90k
+            } else {
+                0
+            };
+        let pool_room = self.pools.size().saturating_sub(POOL_HEADER_BYTES);
+        self.pending.entries.clear();
+        let mut bytes: u64 = 0;
+        let mut n = 0;
+        while n < writable && n < MAX_FRAMES_PER_RECORD {
+            let Some(f) = st.s.ring.peek(n) else { break };
+            if n > 0 {
+                // Boundaries: new parameters, a discontinuity, rotation.
+                let new_params = !f.extra.is_empty() && f.extra != st.params.as_slice();
+                let rotate = f.meta.key
+                    && f.meta.timestamp_90k - rec.row.media_start_90k >= limit.max(TICKS);
+                if new_params || f.meta.discontinuity || rotate || f.gap_before {
+                    break;
+                }
+            }
+            let size = f.data.len() as u64;
+            if bytes + size + 4096 > pool_room && n > 0 {
+                break;
+            }
+            // The duration: to the next frame when it continues this one.
+            let next = st.s.ring.peek(n + 1);
+            let raw = match next {
+                Some(nf) if !nf.meta.discontinuity => nf.meta.timestamp_90k - f.meta.timestamp_90k,
+                _ => st.last_duration,
+            };
+            let raw = if raw <= 0 || raw > MAX_FRAME_DURATION {
+                st.last_duration
+            } else {
+                raw
+            };
+            st.last_duration = raw;
+            // Drift correction, with the rounding remainder carried.
+            let scaled = raw * rec.correction_ppm + rec.carry;
+            rec.carry = scaled % 1_000_000;
+            let duration = (raw + scaled / 1_000_000).max(1);
+            self.pending.entries.push(FrameEntry {
+                duration_90k: u32::try_from(duration).unwrap_or(u32::MAX),
+                size: u32::try_from(size).unwrap_or(u32::MAX),
+                key: f.meta.key,
+            });
+            bytes += size;
+            n += 1;
+        }
+        n
+    }
+
+    fn open_recording(&mut self, i: usize) -> Result<(), WriterError> {
+        let st = &mut self.streams[i];
+        if st.s.ring.is_empty() {
+            return Ok(());
+        }
+        let sample_entry_id = match st.sample_entry_id {
+            Some(id) => id,
+            None => {
+                let p = format::decode_params(&st.params).map_err(err("stored parameters"))?;
+                let id = self
+                    .db
+                    .sample_entry_id(&SampleEntry {
+                        codec: p.codec.name().to_owned(),
+                        width: p.width,
+                        height: p.height,
+                        rfc6381: p.rfc6381_codec.clone(),
+                        decoder_config: p.decoder_config.clone(),
+                    })
+                    .map_err(err("index"))?;
+                let st = &mut self.streams[i];
+                st.sample_entry_id = Some(id);
+                id
+            }
+        };
+        let st = &mut self.streams[i];
+        let Some(first) = st.s.ring.peek(0) else {
+            return Ok(());
+        };
+        let wall = first.meta.wall_90k;
+        // Start: the previous end when this continues it (no overlap, no
+        // gap); the frame's arrival time after a gap, never before the end.
+        let (start, correction_ppm) = match st.prev_end_90k {
+            Some(end)
+                if !first.meta.discontinuity
+                    && !first.gap_before
+                    && (wall - end).abs() <= CONTINUITY_SLACK =>
+            {
+                // Positive error: the camera's clock is slow against ours,
+                // so its durations are short; stretch the next recording.
+                let error = wall - end;
+                let ppm = (error * 1_000_000 / st.s.segment_90k.max(TICKS))
+                    .clamp(-MAX_CORRECTION_PPM, MAX_CORRECTION_PPM);
+                (end, ppm)
+            }
+            Some(end) => (wall.max(end), 0),
+            None => (wall, 0),
+        };
+        let mut flags = RECORDING_OPEN;
+        if first.gap_before {
+            flags |= RECORDING_GAP;
+        }
+        let id = self.next_recording_id;
+        self.next_recording_id += 1;
+        st.rec = Some(OpenRecording {
+            row: RecordingRow {
+                id,
+                stream_id: st.s.stream_id,
+                open_id: self.open_id,
+                start_90k: start,
+                duration_90k: 0,
+                media_start_90k: first.meta.timestamp_90k,
+                frames: 0,
+                key_frames: 0,
+                bytes: 0,
+                sample_entry_id,
+                video_index: Vec::new(),
+                flags,
+            },
+            index: VideoIndexEncoder::new(),
+            next_sequence: 0,
+            params: {
+                let mut p = Vec::with_capacity(st.params.len() + 16);
+                format::encode_first_params(&st.s.camera, st.s.kind, &st.params, &mut p);
+                p
+            },
+            media_end_90k: first.meta.timestamp_90k,
+            correction_ppm,
+            carry: 0,
+            gap_pending: first.gap_before,
+        });
+        log::debug!("{}: recording {id} starts", st.s.label);
+        Ok(())
+    }
+
+    /// Ends the open recording of stream `i` (its final row goes out with
+    /// the next commit).
+    fn close_recording(&mut self, i: usize, discontinuity: bool) {
+        let st = &mut self.streams[i];
+        let Some(mut rec) = st.rec.take() else { return };
+        if rec.row.frames == 0 {
+            // Nothing written: it never existed.
+            return;
+        }
+        rec.row.flags &= !RECORDING_OPEN;
+        if discontinuity {
+            rec.row.flags |= RECORDING_DISCONTINUITY;
+        }
+        rec.row.video_index = rec.index.as_bytes().to_vec();
+        st.prev_end_90k = Some(rec.row.start_90k + rec.row.duration_90k);
+        st.first_recording = false;
+        log::debug!(
+            "{}: recording {} closed: {} frames, {:.1} s",
+            st.s.label,
+            rec.row.id,
+            rec.row.frames,
+            rec.row.duration_90k as f64 / TICKS as f64
+        );
+        self.closed.push(rec.row);
+    }
+
+    /// Writes the first `n` ring frames of stream `i` as one record.
+    fn write_record(&mut self, i: usize, n: usize) -> Result<(), WriterError> {
+        let payload_len: u64 = self.pending.entries.iter().map(|e| u64::from(e.size)).sum();
+        let st = &mut self.streams[i];
+        let Some(rec) = st.rec.as_mut() else {
+            return Ok(());
+        };
+        let first_ts = match st.s.ring.peek(0) {
+            Some(f) => f.meta.timestamp_90k,
+            None => return Ok(()),
+        };
+        let mut flags = 0;
+        if rec.next_sequence == 0 {
+            flags |= FLAG_FIRST;
+        }
+        if rec.gap_pending {
+            flags |= FLAG_GAP;
+        }
+        let header = RecordHeader {
+            flags,
+            generation: self.pos.generation,
+            stream_id: st.s.stream_id,
+            recording_id: u64::try_from(rec.row.id).unwrap_or(0),
+            sequence: rec.next_sequence,
+            media_start_90k: first_ts,
+            start_wall_90k: rec.row.start_90k,
+            frames: self.pending.entries.clone(),
+            params: (rec.next_sequence == 0).then(|| rec.params.clone()),
+            payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+        };
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(n + 1);
+        for k in 0..n {
+            if let Some(f) = st.s.ring.peek(k) {
+                parts.push(f.data);
+            }
+        }
+        header.encode(&parts, &mut self.header_buf);
+        let total = self.header_buf.len() as u64 + payload_len;
+        if total > self.pools.size() - POOL_HEADER_BYTES {
+            // Cannot fit even an empty pool: drop the frames, count them.
+            drop(parts);
+            let st = &mut self.streams[i];
+            st.s.ring.release(n);
+            self.stats.frames_too_large += n as u64;
+            for _ in 0..n {
+                st.s.status.count_dropped();
+            }
+            return Ok(());
+        }
+        if self.pos.offset + total > self.pools.size() {
+            drop(parts);
+            // The record goes into the next pool; its header (generation)
+            // is rebuilt when the caller plans it again.
+            self.advance_pool()?;
+            return Ok(());
+        }
+        let mut iov: Vec<&[u8]> = Vec::with_capacity(n + 1);
+        iov.push(&self.header_buf);
+        iov.extend_from_slice(&parts);
+        self.pools
+            .write_at(self.pos.pool, self.pos.offset, &iov)
+            .map_err(err("writing a pool file"))?;
+        drop(iov);
+        drop(parts);
+        let record = RecordRow {
+            recording_id: rec_id(&self.streams[i]),
+            sequence: 0,
+            pool: self.pos.pool,
+            offset: self.pos.offset,
+            header_len: u32::try_from(self.header_buf.len()).unwrap_or(u32::MAX),
+            payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+            frames: n as u32,
+            generation: self.pos.generation,
+        };
+        if !self.unsynced.contains(&self.pos.pool) {
+            self.unsynced.push(self.pos.pool);
+        }
+        self.pos.offset += total;
+        self.stats.records += 1;
+        self.stats.bytes_written += total;
+        let st = &mut self.streams[i];
+        if let Some(rec) = st.rec.as_mut() {
+            let mut record = record;
+            record.sequence = rec.next_sequence;
+            rec.next_sequence += 1;
+            rec.gap_pending = false;
+            for e in &self.pending.entries {
+                rec.index.push(e.duration_90k as i32, e.size as i32, e.key);
+                rec.row.duration_90k += i64::from(e.duration_90k);
+                rec.row.frames += 1;
+                rec.row.key_frames += u32::from(e.key);
+                rec.row.bytes += u64::from(e.size);
+            }
+            rec.media_end_90k = first_ts
+                + self
+                    .pending
+                    .entries
+                    .iter()
+                    .map(|e| i64::from(e.duration_90k))
+                    .sum::<i64>();
+            self.pending_records.push(record);
+        }
+        st.s.ring.release(n);
+        Ok(())
+    }
+
+    /// Moves to the next pool of the ring: make what is written durable
+    /// and committed, reclaim the next pool, enter it, commit the position.
+    fn advance_pool(&mut self) -> Result<(), WriterError> {
+        self.sync_and_commit()?;
+        let next = (self.pos.pool + 1) % self.pools.count();
+        let generation = self.pos.generation + 1;
+        let reclaimed = self
+            .db
+            .reclaim_pool(next, generation)
+            .map_err(err("reclaiming a pool"))?;
+        self.stats.reclaimed_recordings += reclaimed.recordings;
+        if reclaimed.recordings > 0 {
+            log::info!(
+                "writer: reclaimed pool {next}: {} recordings, {} bytes",
+                reclaimed.recordings,
+                reclaimed.bytes
+            );
+        }
+        self.pools
+            .enter(next, generation)
+            .map_err(err("entering a pool"))?;
+        self.pos = WriterPosition {
+            pool: next,
+            offset: POOL_HEADER_BYTES,
+            generation,
+        };
+        // Committed before any record goes there, so recovery always
+        // scans the pool that holds the newest records.
+        self.commit()
+    }
+
+    /// fdatasync every pool written since the last sync, then commit.
+    pub fn sync_and_commit(&mut self) -> Result<(), WriterError> {
+        for p in std::mem::take(&mut self.unsynced) {
+            self.pools.sync(p).map_err(err("syncing a pool file"))?;
+        }
+        self.last_sync = Instant::now();
+        self.commit()
+    }
+
+    fn commit(&mut self) -> Result<(), WriterError> {
+        let mut recordings = std::mem::take(&mut self.closed);
+        for st in &self.streams {
+            if let Some(rec) = &st.rec {
+                if rec.row.frames > 0 {
+                    let mut row = rec.row.clone();
+                    row.video_index = rec.index.as_bytes().to_vec();
+                    recordings.push(row);
+                }
+            }
+        }
+        let batch = CommitBatch {
+            recordings,
+            records: std::mem::take(&mut self.pending_records),
+            writer: self.pos,
+        };
+        if let Err(e) = self.db.commit(&batch) {
+            // Keep what was not committed for the next attempt.
+            self.pending_records = batch.records;
+            self.closed = batch
+                .recordings
+                .into_iter()
+                .filter(|r| r.flags & RECORDING_OPEN == 0)
+                .collect();
+            return Err(WriterError(format!("committing the index: {e}")));
+        }
+        self.stats.commits += 1;
+        Ok(())
+    }
+}
+
+fn rec_id(st: &StreamState) -> i64 {
+    st.rec.as_ref().map_or(0, |r| r.row.id)
+}
+
+#[allow(dead_code)]
+fn frame_summary(f: &FrameView<'_>) -> (i64, bool, usize) {
+    (f.meta.timestamp_90k, f.meta.key, f.data.len())
+}

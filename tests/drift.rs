@@ -1,0 +1,122 @@
+//! A camera whose clock runs 0.1% fast or slow: over 24 hours, recordings
+//! must stay within 1 s of wall-clock time and never overlap. Durations
+//! come from the camera's clock and start times from ours, so this is the
+//! writer's limited-rate correction at work. Frames are synthetic (one per
+//! second, tiny), driven through the real arena, writer, pools and index.
+
+use std::sync::Arc;
+use std::time::Duration;
+use vigil::arena::{self, FrameMeta, Push};
+use vigil::config::{self, StreamKind};
+use vigil::daemon::StreamStatus;
+use vigil::media::{Codec, VideoParams};
+use vigil::store::{self, db::Db, format, writer::Writer, writer::WriterStream};
+
+const TICKS: i64 = 90_000;
+
+fn run(ppm: i64) -> (i64, usize) {
+    let dir = std::env::temp_dir().join(format!("vigil-drift-{}-{ppm}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = config::parse_str(
+        "[storage]\npath = \"d\"\npool_size_mb = 16\npools = 2\n",
+        &dir,
+    )
+    .unwrap();
+    let storage = store::open::open_for_writing(&cfg.storage).unwrap();
+    let mut rings = arena::carve(1 << 20, &[1]).unwrap();
+    let (mut w, r) = rings.remove(0);
+    let status = Arc::new(StreamStatus::new("cam", StreamKind::Main));
+    let mut db = storage.db;
+    let stream_id = db.stream_id("cam", "main").unwrap();
+    let mut writer = Writer::new(
+        storage.pools,
+        db,
+        storage.open_id,
+        storage.position,
+        vec![WriterStream {
+            stream_id,
+            camera: "cam".into(),
+            kind: "main",
+            label: "cam/main".into(),
+            priority: 1,
+            segment_90k: 60 * TICKS,
+            stagger_90k: 0,
+            ring: r,
+            status,
+        }],
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let params = VideoParams {
+        codec: Codec::H264,
+        width: 640,
+        height: 360,
+        fps_milli: Some(1000),
+        rfc6381_codec: "avc1.4d401e".into(),
+        decoder_config: vec![1, 0x4d, 0x40, 0x1e, 0xff, 0xe0, 0],
+    };
+    let mut blob = Vec::new();
+    format::encode_params(&params, &mut blob);
+    let wall0 = 1_795_255_200 * TICKS;
+    let frames = 24 * 3600;
+    for k in 0..frames {
+        // The camera's second is 1 + ppm/1e6 of ours.
+        let media = k * (TICKS + TICKS * ppm / 1_000_000);
+        let meta = FrameMeta {
+            timestamp_90k: media,
+            wall_90k: wall0 + k * TICKS,
+            key: true,
+            discontinuity: false,
+        };
+        let extra: &[u8] = if k == 0 { &blob } else { &[] };
+        assert_eq!(
+            w.push(&meta, extra, &[0x65, 0x88, 0x84, 0x00]),
+            Push::Stored
+        );
+        if k % 100 == 99 {
+            writer.write_available(false).unwrap();
+        }
+        if k % 1000 == 999 {
+            writer.sync_and_commit().unwrap();
+        }
+    }
+    writer.write_available(true).unwrap();
+    writer.sync_and_commit().unwrap();
+    drop(writer);
+    let db = Db::open_read_only(&cfg.storage.db).unwrap();
+    let recs = db.recordings(stream_id, 0, i64::MAX / 2).unwrap();
+    let mut worst = 0;
+    let mut frame = 0i64;
+    for (i, r) in recs.iter().enumerate() {
+        // The wall-clock time its first frame arrived.
+        let wall = wall0 + frame * TICKS;
+        worst = worst.max((r.start_90k - wall).abs());
+        frame += i64::from(r.frames);
+        if let Some(next) = recs.get(i + 1) {
+            assert!(
+                next.start_90k >= r.start_90k + r.duration_90k,
+                "overlap at {i}"
+            );
+        }
+    }
+    assert_eq!(frame, frames, "every frame recorded");
+    let _ = std::fs::remove_dir_all(&dir);
+    (worst, recs.len())
+}
+
+#[test]
+fn recordings_track_wall_clock_when_the_camera_clock_drifts() {
+    for ppm in [1000, -1000] {
+        let (worst, n) = run(ppm);
+        println!(
+            "camera {ppm:+} ppm: {n} recordings over 24 h, worst start error {} ms",
+            worst / 90
+        );
+        assert!(
+            worst <= TICKS,
+            "camera {ppm:+} ppm: start {} ms off wall clock",
+            worst / 90
+        );
+    }
+}
