@@ -9,6 +9,7 @@ use crate::config::{Config, Record, StreamKind};
 use crate::media::Frame;
 use crate::store::format;
 use crate::store::open::Storage;
+use crate::store::pool::PoolReader;
 use crate::store::writer::{wall_90k_now, Writer, WriterStats, WriterStream, TICKS};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,8 @@ fn recorded(record: Record, kind: StreamKind) -> bool {
 /// Everything recording: the streams and the writer thread.
 pub struct Recorder {
     pub streams: Streams,
+    /// Reads pool files from other threads, detecting overwrites.
+    pub pool_reader: PoolReader,
     writer: Option<std::thread::JoinHandle<WriterStats>>,
     writer_stop: StopSource,
     /// The storage directory's lock, released when recording has ended.
@@ -154,6 +157,7 @@ impl Recorder {
             sinks.push((spec, status, sink));
         }
         let sync = Duration::from_millis(config.storage.sync_interval_ms.into());
+        let pool_reader = pools.reader();
         let writer = Writer::new(pools, db, open_id, position, writer_streams, sync)
             .map_err(|e| e.to_string())?;
         let writer_stop = StopSource::new();
@@ -166,6 +170,7 @@ impl Recorder {
         let streams = Streams::start_with(sinks, spacing);
         Ok(Recorder {
             streams,
+            pool_reader,
             writer: Some(writer),
             writer_stop,
             _lock: lock,

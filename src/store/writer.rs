@@ -64,7 +64,10 @@ pub struct WriterStream {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriterStats {
     pub records: u64,
+    /// Bytes written to pool files (record headers and frames).
     pub bytes_written: u64,
+    /// Of those, the frames' own bytes: the video.
+    pub video_bytes: u64,
     pub commits: u64,
     pub reclaimed_recordings: u64,
     pub frames_too_large: u64,
@@ -238,6 +241,19 @@ impl Writer {
             self.stats.bytes_written,
             self.stats.commits
         );
+        // What recording cost the disk, pools, database and WAL together:
+        // the process's own write counters against the video it kept.
+        if let Some((wchar, disk)) = process_io() {
+            if self.stats.video_bytes > 0 {
+                let v = self.stats.video_bytes as f64;
+                log::info!(
+                    "writer: {} bytes of video; the process wrote {wchar} bytes ({:.4} per byte of video), {disk} to storage ({:.4})",
+                    self.stats.video_bytes,
+                    wchar as f64 / v,
+                    disk as f64 / v
+                );
+            }
+        }
         self.stats
     }
 
@@ -598,6 +614,7 @@ impl Writer {
         self.pos.offset += total;
         self.stats.records += 1;
         self.stats.bytes_written += total;
+        self.stats.video_bytes += payload_len;
         let st = &mut self.streams[i];
         if let Some(rec) = st.rec.as_mut() {
             let mut record = record;
@@ -693,6 +710,17 @@ impl Writer {
         self.stats.commits += 1;
         Ok(())
     }
+}
+
+/// `wchar` and `write_bytes` of /proc/self/io (Linux), if readable.
+fn process_io() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some((field("wchar:")?, field("write_bytes:")?))
 }
 
 fn rec_id(st: &StreamState) -> i64 {
