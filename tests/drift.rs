@@ -1,4 +1,5 @@
-//! A camera whose clock runs 0.1% fast or slow: over 24 hours, recordings
+//! The writer driven with synthetic frames: recovery of records written
+//! but never committed, and a camera whose clock runs 0.1% fast or slow: over 24 hours, recordings
 //! must stay within 1 s of wall-clock time and never overlap. Durations
 //! come from the camera's clock and start times from ours, so this is the
 //! writer's limited-rate correction at work. Frames are synthetic (one per
@@ -119,4 +120,98 @@ fn recordings_track_wall_clock_when_the_camera_clock_drifts() {
             worst / 90
         );
     }
+}
+
+#[test]
+fn recovery_indexes_uncommitted_records_and_stops_at_a_damaged_one() {
+    let dir = std::env::temp_dir().join(format!("vigil-recover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = config::parse_str(
+        "[storage]\npath = \"d\"\npool_size_mb = 4\npools = 2\n",
+        &dir,
+    )
+    .unwrap();
+    let storage = store::open::open_for_writing(&cfg.storage).unwrap();
+    let start = storage.position.offset;
+    let mut rings = arena::carve(1 << 20, &[1]).unwrap();
+    let (mut w, r) = rings.remove(0);
+    let mut db = storage.db;
+    let stream_id = db.stream_id("cam", "main").unwrap();
+    let mut writer = Writer::new(
+        storage.pools,
+        db,
+        storage.open_id,
+        storage.position,
+        vec![WriterStream {
+            stream_id,
+            camera: "cam".into(),
+            kind: "main",
+            label: "cam/main".into(),
+            priority: 1,
+            segment_90k: 600 * TICKS,
+            stagger_90k: 0,
+            ring: r,
+            status: Arc::new(StreamStatus::new("cam", StreamKind::Main)),
+        }],
+        Duration::from_secs(3600),
+    )
+    .unwrap();
+    let params = VideoParams {
+        codec: Codec::H264,
+        width: 640,
+        height: 360,
+        fps_milli: None,
+        rfc6381_codec: "avc1.4d401e".into(),
+        decoder_config: vec![1, 0x4d, 0x40, 0x1e, 0xff, 0xe0, 0],
+    };
+    let mut blob = Vec::new();
+    format::encode_params(&params, &mut blob);
+    // Three records of 10 frames each, written but never committed: as if
+    // the process died before its sync.
+    for k in 0..31i64 {
+        let meta = FrameMeta {
+            timestamp_90k: k * 3600,
+            wall_90k: 1_795_255_200 * TICKS + k * 3600,
+            key: k % 10 == 0,
+            discontinuity: false,
+        };
+        let extra: &[u8] = if k == 0 { &blob } else { &[] };
+        assert_eq!(w.push(&meta, extra, &[0x41; 1000]), Push::Stored);
+        if k % 10 == 9 || k == 30 {
+            writer.write_available(false).unwrap();
+        }
+    }
+    drop(writer);
+    // The process is gone: so is its lock.
+    drop(storage.lock);
+    // Damage the second record's payload.
+    let pool = dir.join("d/pool-000.bin");
+    let mut bytes = std::fs::read(&pool).unwrap();
+    let at = start as usize;
+    let (first, h1) = format::RecordHeader::decode(&bytes[at..]).unwrap();
+    let second_at = at + h1 as usize + first.payload_len as usize;
+    let (_, h2) = format::RecordHeader::decode(&bytes[second_at..]).unwrap();
+    let second = second_at + h2 as usize + 500;
+    bytes[second] ^= 1;
+    std::fs::write(&pool, &bytes).unwrap();
+
+    let storage = store::open::open_for_writing(&cfg.storage).unwrap();
+    let rec = &storage.recovery;
+    assert_eq!(rec.records_indexed, 1, "{rec:?}");
+    assert!(
+        rec.stopped.as_deref().unwrap_or("").contains("CRC"),
+        "{rec:?}"
+    );
+    // New writes go where the damage was, after the last good record.
+    assert!(storage.position.offset < second as u64);
+    let recs = storage.db.all_recordings().unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].frames as usize, first.frames.len());
+    assert_eq!(recs[0].flags & store::db::RECORDING_OPEN, 0, "left open");
+    drop(storage);
+    let report =
+        store::check::run(&cfg.storage, vigil::cli::CheckLevel::Crc, false, false).unwrap();
+    assert_eq!(report.remaining_problems(), 0, "{:?}", report.problems);
+    let _ = std::fs::remove_dir_all(&dir);
 }
