@@ -15,22 +15,33 @@ use vigil::store::{self, db::Db, format, writer::Writer, writer::WriterStream};
 
 const TICKS: i64 = 90_000;
 
-fn run(ppm: i64) -> (i64, usize) {
-    let dir = std::env::temp_dir().join(format!("vigil-drift-{}-{ppm}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+/// A writer over fresh storage in `dir`, fed by one synthetic stream.
+struct Synthetic {
+    cfg: vigil::config::Config,
+    ring: arena::RingWriter,
+    writer: Writer,
+    stream_id: u32,
+    /// Serialized parameters, for the first frame.
+    params: Vec<u8>,
+    start_offset: u64,
+    lock: std::fs::File,
+}
+
+fn synthetic(dir: &std::path::Path, pool_mb: u32, segment_s: i64) -> Synthetic {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
     let cfg = config::parse_str(
-        "[storage]\npath = \"d\"\npool_size_mb = 16\npools = 2\n",
-        &dir,
+        &format!("[storage]\npath = \"d\"\npool_size_mb = {pool_mb}\npools = 2\n"),
+        dir,
     )
     .unwrap();
     let storage = store::open::open_for_writing(&cfg.storage).unwrap();
+    let start_offset = storage.position.offset;
     let mut rings = arena::carve(1 << 20, &[1]).unwrap();
-    let (mut w, r) = rings.remove(0);
-    let status = Arc::new(StreamStatus::new("cam", StreamKind::Main));
+    let (ring, r) = rings.remove(0);
     let mut db = storage.db;
     let stream_id = db.stream_id("cam", "main").unwrap();
-    let mut writer = Writer::new(
+    let writer = Writer::new(
         storage.pools,
         db,
         storage.open_id,
@@ -41,24 +52,45 @@ fn run(ppm: i64) -> (i64, usize) {
             kind: "main",
             label: "cam/main".into(),
             priority: 1,
-            segment_90k: 60 * TICKS,
+            segment_90k: segment_s * TICKS,
             stagger_90k: 0,
             ring: r,
-            status,
+            status: Arc::new(StreamStatus::new("cam", StreamKind::Main)),
         }],
         Duration::from_secs(3600),
     )
     .unwrap();
-    let params = VideoParams {
+    let p = VideoParams {
         codec: Codec::H264,
         width: 640,
         height: 360,
-        fps_milli: Some(1000),
+        fps_milli: None,
         rfc6381_codec: "avc1.4d401e".into(),
         decoder_config: vec![1, 0x4d, 0x40, 0x1e, 0xff, 0xe0, 0],
     };
-    let mut blob = Vec::new();
-    format::encode_params(&params, &mut blob);
+    let mut params = Vec::new();
+    format::encode_params(&p, &mut params);
+    Synthetic {
+        cfg,
+        ring,
+        writer,
+        stream_id,
+        params,
+        start_offset,
+        lock: storage.lock,
+    }
+}
+
+fn run(ppm: i64) -> (i64, usize) {
+    let dir = std::env::temp_dir().join(format!("vigil-drift-{}-{ppm}", std::process::id()));
+    let Synthetic {
+        cfg,
+        ring: mut w,
+        mut writer,
+        stream_id,
+        params: blob,
+        ..
+    } = synthetic(&dir, 16, 60);
     let wall0 = 1_795_255_200 * TICKS;
     let frames = 24 * 3600;
     for k in 0..frames {
@@ -125,48 +157,15 @@ fn recordings_track_wall_clock_when_the_camera_clock_drifts() {
 #[test]
 fn recovery_indexes_uncommitted_records_and_stops_at_a_damaged_one() {
     let dir = std::env::temp_dir().join(format!("vigil-recover-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = config::parse_str(
-        "[storage]\npath = \"d\"\npool_size_mb = 4\npools = 2\n",
-        &dir,
-    )
-    .unwrap();
-    let storage = store::open::open_for_writing(&cfg.storage).unwrap();
-    let start = storage.position.offset;
-    let mut rings = arena::carve(1 << 20, &[1]).unwrap();
-    let (mut w, r) = rings.remove(0);
-    let mut db = storage.db;
-    let stream_id = db.stream_id("cam", "main").unwrap();
-    let mut writer = Writer::new(
-        storage.pools,
-        db,
-        storage.open_id,
-        storage.position,
-        vec![WriterStream {
-            stream_id,
-            camera: "cam".into(),
-            kind: "main",
-            label: "cam/main".into(),
-            priority: 1,
-            segment_90k: 600 * TICKS,
-            stagger_90k: 0,
-            ring: r,
-            status: Arc::new(StreamStatus::new("cam", StreamKind::Main)),
-        }],
-        Duration::from_secs(3600),
-    )
-    .unwrap();
-    let params = VideoParams {
-        codec: Codec::H264,
-        width: 640,
-        height: 360,
-        fps_milli: None,
-        rfc6381_codec: "avc1.4d401e".into(),
-        decoder_config: vec![1, 0x4d, 0x40, 0x1e, 0xff, 0xe0, 0],
-    };
-    let mut blob = Vec::new();
-    format::encode_params(&params, &mut blob);
+    let Synthetic {
+        cfg,
+        ring: mut w,
+        mut writer,
+        params: blob,
+        start_offset: start,
+        lock,
+        ..
+    } = synthetic(&dir, 4, 600);
     // Three records of 10 frames each, written but never committed: as if
     // the process died before its sync.
     for k in 0..31i64 {
@@ -184,7 +183,7 @@ fn recovery_indexes_uncommitted_records_and_stops_at_a_damaged_one() {
     }
     drop(writer);
     // The process is gone: so is its lock.
-    drop(storage.lock);
+    drop(lock);
     // Damage the second record's payload.
     let pool = dir.join("d/pool-000.bin");
     let mut bytes = std::fs::read(&pool).unwrap();
