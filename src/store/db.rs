@@ -484,6 +484,11 @@ impl Db {
                 path: path.to_owned(),
             });
         }
+        // Small pages: each commit changes a few small rows (the writer
+        // position, growing recordings, new records), and WAL writes (and
+        // checkpoints) whole pages, so the page size sets the database's
+        // share of the bytes written. Only settable before the first table.
+        conn.pragma_update(None, "page_size", 1024)?;
         set_wal(&conn)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
         for m in MIGRATIONS {
