@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod logging;
 pub mod media;
 pub mod rtsp;
+pub mod serve;
 pub mod signals;
 pub mod store;
 pub mod time;

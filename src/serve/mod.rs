@@ -1,0 +1,3 @@
+//! Serving recorded and live video over HTTP (issue 4, in progress).
+
+pub mod mp4;
