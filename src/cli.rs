@@ -4,7 +4,7 @@
 //! Global options (`-c/--config`, `-v`, `-q`) may stand before or after
 //! the command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const USAGE: &str = "\
 vigil - a lean network video recorder
@@ -18,6 +18,8 @@ commands:
   status [--json]                      storage use, retention, last recording per stream
   list --camera NAME [--stream main|sub] [--start T] [--end T] [--json]
                                        recordings in a time range
+  export --camera NAME [--stream main|sub] --start T --end T -o FILE [--format mp4]
+                                       write a range as .mp4 (FILE - is stdout)
   check [--level presence|size|crc] [--repair] [--rebuild-index]
                                        verify the index against the pool files
   config check                         validate the config, print effective values
@@ -32,7 +34,7 @@ global options:
   -V, --version       print the version
 
 Times T: RFC 3339 (2026-11-21T10:00:00Z), local (2026-11-21T10:00:00) or Unix seconds.
-Still to come (see README): export, user.
+Still to come (see README): MPEG-TS export, user.
 ";
 
 const DEMO_HELP: &str = "\
@@ -72,6 +74,15 @@ usage: vigil [-c CONFIG] list --camera NAME [--stream main|sub] [--start T] [--e
 
 The recordings of one camera stream (default main) overlapping the range
 (default: everything).
+";
+
+const EXPORT_HELP: &str = "\
+usage: vigil [-c CONFIG] export --camera NAME [--stream main|sub] --start T --end T -o FILE [--format mp4]
+
+Writes the recorded range as one .mp4, starting exactly at T (spliced
+across recordings; a gap between recordings is skipped). The format comes
+from FILE's extension, or --format when FILE is - (stdout). Shows
+progress on a terminal. MPEG-TS (.ts) comes later.
 ";
 
 const CHECK_HELP: &str = "\
@@ -131,6 +142,14 @@ pub enum Command {
         end: Option<String>,
         json: bool,
     },
+    Export {
+        camera: String,
+        stream: String,
+        start: String,
+        end: String,
+        out: PathBuf,
+        format: String,
+    },
     Check {
         level: CheckLevel,
         repair: bool,
@@ -185,6 +204,7 @@ pub fn help(command: Option<&str>) -> &'static str {
         Some("status") => STATUS_HELP,
         Some("list") => LIST_HELP,
         Some("check") => CHECK_HELP,
+        Some("export") => EXPORT_HELP,
         _ => USAGE,
     }
 }
@@ -361,6 +381,53 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
                 json: o.flag("--json"),
             })
         }
+        "export" => {
+            let o = Options::new(
+                "export",
+                rest,
+                &[
+                    "--camera", "--stream", "--start", "--end", "-o", "--output", "--format",
+                ],
+            )?;
+            let need = |name: &str| {
+                o.get(name)
+                    .map(str::to_owned)
+                    .ok_or_else(|| UsageError(format!("'vigil export' needs {name}")))
+            };
+            let out = o
+                .get("-o")
+                .or_else(|| o.get("--output"))
+                .ok_or_else(|| UsageError("'vigil export' needs -o FILE".into()))?;
+            let stream = o.get("--stream").unwrap_or("main");
+            if stream != "main" && stream != "sub" {
+                return Err(UsageError(format!(
+                    "--stream takes main or sub, got {stream:?}"
+                )));
+            }
+            let format = match (o.get("--format"), out) {
+                (Some(f), _) => f.to_owned(),
+                (None, "-") => {
+                    return Err(UsageError(
+                        "export to stdout (-o -) needs --format mp4".into(),
+                    ))
+                }
+                (None, path) => match Path::new(path).extension().and_then(|e| e.to_str()) {
+                    Some(ext) if ext.eq_ignore_ascii_case("mp4") => "mp4".into(),
+                    Some(ext) if ext.eq_ignore_ascii_case("ts") => "ts".into(),
+                    _ => return Err(UsageError(format!(
+                        "cannot tell the format of {path:?}: name it .mp4 or .ts, or give --format"
+                    ))),
+                },
+            };
+            Ok(Command::Export {
+                camera: need("--camera")?,
+                stream: stream.to_owned(),
+                start: need("--start")?,
+                end: need("--end")?,
+                out: PathBuf::from(out),
+                format,
+            })
+        }
         "check" => {
             let o = Options::with_flags(
                 "check",
@@ -518,6 +585,13 @@ mod tests {
         assert!(p("list --camera a --stream third").is_err());
         assert!(p("check --level deep").is_err());
         assert!(p("init --data").is_err());
+        assert!(matches!(
+            p("export --camera a --start 1 --end 2 -o x.mp4").unwrap().command,
+            Command::Export { ref format, .. } if format == "mp4"
+        ));
+        assert!(p("export --camera a --start 1 --end 2 -o x.avi").is_err());
+        assert!(p("export --camera a --start 1 --end 2 -o -").is_err());
+        assert!(p("export --camera a --start 1 -o x.mp4").is_err());
     }
 
     #[test]

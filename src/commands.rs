@@ -310,6 +310,42 @@ pub fn list(
     OK
 }
 
+/// `vigil export`.
+pub fn export(
+    config_path: &Path,
+    camera: &str,
+    stream: &str,
+    start: &str,
+    end: &str,
+    out: &Path,
+    format: &str,
+) -> u8 {
+    let cfg = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (start, end) = match (parse_90k(start), parse_90k(end)) {
+        (Ok(s), Ok(e)) if e > s => (s, e),
+        (Ok(_), Ok(_)) => {
+            eprintln!("vigil: --end must be after --start");
+            return USAGE;
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("vigil: {e}");
+            return USAGE;
+        }
+    };
+    match crate::serve::export::export(&cfg, camera, stream, start, end, out, format) {
+        Ok(bytes) => {
+            if out != Path::new("-") {
+                eprintln!("wrote {bytes} bytes to {}", out.display());
+            }
+            OK
+        }
+        Err(e) => fail(e),
+    }
+}
+
 /// `vigil check`.
 pub fn check(config_path: &Path, level: CheckLevel, repair: bool, rebuild_index: bool) -> u8 {
     let cfg = match load(config_path) {

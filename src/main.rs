@@ -58,6 +58,14 @@ fn main() -> ExitCode {
             end.as_deref(),
             json,
         ),
+        Command::Export {
+            camera,
+            stream,
+            start,
+            end,
+            out,
+            format,
+        } => commands::export(&config_path, &camera, &stream, &start, &end, &out, &format),
         Command::Check {
             level,
             repair,

@@ -1,3 +1,5 @@
 //! Serving recorded and live video over HTTP (issue 4, in progress).
 
+pub mod export;
 pub mod mp4;
+pub mod view;

@@ -1,0 +1,211 @@
+//! `view.mp4`: a time range of one stream, planned from the index into the
+//! input of the .mp4 builder, with frame bytes read from the pool files.
+//!
+//! The range starts exactly at `start`: the file begins at the key frame
+//! at or before it, and the edit list skips the difference. Consecutive
+//! recordings are spliced into one track (a change of parameters adds a
+//! sample entry). A gap between recordings inside the range is collapsed:
+//! playback goes straight from the last frame before the gap to the first
+//! after it, so the file's duration is the video that exists, not the
+//! wall-clock span.
+
+use super::mp4::{
+    self, Mp4Error, Mp4File, Mp4Frame, Mp4SampleEntry, Mp4Segment, SampleLoc, SampleSource,
+};
+use crate::media::Codec;
+use crate::store::db::Db;
+use crate::store::pool::{PoolReader, ReadError};
+use crate::store::video_index;
+use std::io::{self, Read};
+
+/// Why a range cannot be served.
+#[derive(Debug)]
+pub enum ViewError {
+    /// Nothing recorded in the range.
+    Empty,
+    Index(String),
+    Mp4(Mp4Error),
+}
+
+impl std::fmt::Display for ViewError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ViewError::Empty => f.write_str("no video recorded in that range"),
+            ViewError::Index(e) => write!(f, "index: {e}"),
+            ViewError::Mp4(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+fn codec_of(name: &str) -> Option<Codec> {
+    match name {
+        "h264" => Some(Codec::H264),
+        "h265" => Some(Codec::H265),
+        "jpeg" => Some(Codec::Jpeg),
+        _ => None,
+    }
+}
+
+/// Plans the .mp4 of `stream_id` over `[start_90k, end_90k)`.
+pub fn plan(db: &Db, stream_id: u32, start_90k: i64, end_90k: i64) -> Result<Mp4File, ViewError> {
+    let idx = |e: crate::store::db::DbError| ViewError::Index(e.to_string());
+    let recordings = db.recordings(stream_id, start_90k, end_90k).map_err(idx)?;
+    let mut entries: Vec<(i64, Mp4SampleEntry)> = Vec::new();
+    let mut segments = Vec::new();
+    let mut skip_90k: u32 = 0;
+    let mut total_90k: u64 = 0;
+    let mut first_start: Option<i64> = None;
+    for rec in &recordings {
+        let entry_index = match entries
+            .iter()
+            .position(|(id, _)| *id == rec.sample_entry_id)
+        {
+            Some(i) => i,
+            None => {
+                let e = db.sample_entry(rec.sample_entry_id).map_err(idx)?;
+                let codec = codec_of(&e.codec)
+                    .ok_or_else(|| ViewError::Index(format!("unknown codec {:?}", e.codec)))?;
+                entries.push((
+                    rec.sample_entry_id,
+                    Mp4SampleEntry {
+                        codec,
+                        width: e.width,
+                        height: e.height,
+                        decoder_config: e.decoder_config,
+                    },
+                ));
+                entries.len() - 1
+            }
+        };
+        // Every frame of the recording with its place in the pools.
+        let records = db.records(rec.id).map_err(idx)?;
+        let mut locs = Vec::with_capacity(rec.frames as usize);
+        let mut frames = video_index::decode(&rec.video_index);
+        for r in &records {
+            let mut at = r.offset + u64::from(r.header_len);
+            for _ in 0..r.frames {
+                let f = match frames.next() {
+                    Some(Ok(f)) => f,
+                    Some(Err(e)) => {
+                        return Err(ViewError::Index(format!("recording {}: {e}", rec.id)))
+                    }
+                    None => {
+                        return Err(ViewError::Index(format!(
+                            "recording {}: index shorter than its records",
+                            rec.id
+                        )))
+                    }
+                };
+                let size = u32::try_from(f.bytes).unwrap_or(0);
+                locs.push((
+                    f,
+                    SampleLoc {
+                        pool: r.pool,
+                        offset: at,
+                        generation: r.generation,
+                    },
+                ));
+                at += u64::from(size);
+            }
+        }
+        // The frames that start before `end`, with their start times.
+        let mut t = rec.start_90k;
+        let mut timed: Vec<(i64, Mp4Frame)> = Vec::with_capacity(locs.len());
+        for (f, loc) in locs {
+            if t >= end_90k {
+                break;
+            }
+            let frame = Mp4Frame {
+                duration_90k: u32::try_from(f.duration_90k).unwrap_or(0),
+                size: u32::try_from(f.bytes).unwrap_or(0),
+                key: f.key,
+                loc,
+            };
+            t += i64::from(frame.duration_90k);
+            timed.push((t - i64::from(frame.duration_90k), frame));
+        }
+        if t <= start_90k || timed.is_empty() {
+            continue;
+        }
+        // From the last key frame at or before `start` (a recording starts
+        // with a key frame, so there is one when it starts before `start`).
+        let first = timed
+            .iter()
+            .rposition(|(ft, f)| f.key && *ft <= start_90k)
+            .unwrap_or(0);
+        if first_start.is_none() {
+            let from = timed[first].0;
+            skip_90k = u32::try_from((start_90k - from).max(0)).unwrap_or(0);
+            first_start = Some(from);
+        }
+        let chosen: Vec<Mp4Frame> = timed.drain(first..).map(|(_, f)| f).collect();
+        total_90k += chosen
+            .iter()
+            .map(|f| u64::from(f.duration_90k))
+            .sum::<u64>();
+        segments.push(Mp4Segment {
+            sample_entry: entry_index,
+            frames: chosen,
+        });
+    }
+    if segments.is_empty() {
+        return Err(ViewError::Empty);
+    }
+    let duration = total_90k.saturating_sub(u64::from(skip_90k));
+    let duration = duration.min(u64::try_from(end_90k - start_90k).unwrap_or(u64::MAX));
+    let created = u64::try_from(first_start.unwrap_or(0).max(0) / 90_000).unwrap_or(0);
+    mp4::build(
+        entries.into_iter().map(|(_, e)| e).collect(),
+        segments,
+        skip_90k,
+        duration,
+        created,
+    )
+    .map_err(ViewError::Mp4)
+}
+
+/// Frame bytes from the pool files; an overwritten pool is an error, so a
+/// response ends rather than carry bytes the index did not describe.
+pub struct PoolSource(pub PoolReader);
+
+impl SampleSource for PoolSource {
+    fn read(&self, loc: &SampleLoc, offset_in_frame: u32, buf: &mut [u8]) -> Result<(), Mp4Error> {
+        match self.0.read_checked(
+            loc.pool,
+            loc.offset + u64::from(offset_in_frame),
+            buf,
+            loc.generation,
+        ) {
+            Ok(()) => Ok(()),
+            Err(ReadError::Overwritten) => Err(Mp4Error::Overwritten),
+            Err(ReadError::Io(e)) => Err(Mp4Error::Source(e.to_string())),
+        }
+    }
+}
+
+/// A byte range of an .mp4 as `Read`, for an HTTP body.
+pub struct Mp4Reader<S: SampleSource> {
+    pub file: std::sync::Arc<Mp4File>,
+    pub source: S,
+    pub pos: u64,
+    pub end: u64,
+}
+
+impl<S: SampleSource> Read for Mp4Reader<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.end {
+            return Ok(0);
+        }
+        let want =
+            usize::try_from((self.end - self.pos).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = self
+            .file
+            .read_at(self.pos, &mut buf[..want], &self.source)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
