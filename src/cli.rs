@@ -414,9 +414,11 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
                 (None, path) => match Path::new(path).extension().and_then(|e| e.to_str()) {
                     Some(ext) if ext.eq_ignore_ascii_case("mp4") => "mp4".into(),
                     Some(ext) if ext.eq_ignore_ascii_case("ts") => "ts".into(),
-                    _ => return Err(UsageError(format!(
+                    _ => {
+                        return Err(UsageError(format!(
                         "cannot tell the format of {path:?}: name it .mp4 or .ts, or give --format"
-                    ))),
+                    )))
+                    }
                 },
             };
             Ok(Command::Export {

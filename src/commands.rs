@@ -6,9 +6,12 @@ use crate::camera;
 use crate::cli::CheckLevel;
 use crate::config::{self, Config};
 use crate::daemon::{self, recorder::Recorder};
+use crate::serve::http::{HttpServer, ServeContext};
 use crate::store::{self, db::Db};
 use crate::time::{format_90k, parse_90k, TICKS};
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const OK: u8 = 0;
@@ -33,6 +36,16 @@ pub fn run(config_path: &Path, seconds: Option<u32>) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if cfg.http.auth {
+        // SPEC.md makes `auth = true` the default; serving the API without
+        // it would expose every camera, so refuse rather than ignore it.
+        eprintln!(
+            "vigil: {}: [http] auth = true (the default), but HTTP authentication is not \
+             available yet; set `auth = false` in [http] to serve without it (trusted networks only)",
+            config_path.display()
+        );
+        return USAGE;
+    }
     if cfg.cameras.is_empty() {
         log::warn!("{}: no [[camera]] configured", config_path.display());
     }
@@ -49,6 +62,31 @@ fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    if !cfg.http.auth {
+        log::warn!(
+            "http: authentication is off ([http] auth = false): anyone who can reach {} can watch",
+            cfg.http.listen
+        );
+    }
+    let ctx = Arc::new(ServeContext {
+        statuses: recorder.streams.statuses.clone(),
+        db_path: cfg.storage.db.clone(),
+        storage: cfg.storage.clone(),
+        started: Instant::now(),
+        arena_bytes: u64::from(cfg.memory.arena_mb) * 1024 * 1024,
+        route_hook: Some(crate::serve::view::hook(
+            cfg.storage.db.clone(),
+            recorder.pool_reader.clone(),
+        )),
+    });
+    let http = match HttpServer::start(cfg.http.listen, ctx, cfg.http.max_clients) {
+        Ok(h) => h,
+        Err(e) => {
+            recorder.shutdown(Duration::from_secs(5));
+            return fail(format!("http: cannot listen on {}: {e}", cfg.http.listen));
+        }
+    };
+    log::info!("http: listening on {}", http.local_addr());
     let start = Instant::now();
     let mut last_summary = Instant::now();
     let limit = seconds.map(|s| Duration::from_secs(u64::from(s)));
@@ -63,6 +101,8 @@ fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
         std::thread::sleep(Duration::from_millis(100));
     }
     log::info!("stopping");
+    // Viewers first, so that nothing reads what the writer is finalising.
+    http.stop();
     daemon::log_summary(&recorder.streams.statuses);
     match recorder.shutdown(Duration::from_secs(5)) {
         Some(stats) if stats.last_error.is_none() => OK,
@@ -75,7 +115,14 @@ fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
 }
 
 /// `vigil demo`: the built-in camera, recorded into `data`.
-pub fn demo(data: &Path, seconds: Option<u32>) -> u8 {
+pub fn demo(data: &Path, listen: &str, seconds: Option<u32>) -> u8 {
+    let listen: SocketAddr = match listen.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            eprintln!("vigil: --listen {listen:?}: not an address (expected e.g. 127.0.0.1:8080)");
+            return USAGE;
+        }
+    };
     let server = match camera::CameraServer::start(camera::ServerOptions {
         listen: ([127, 0, 0, 1], 0).into(),
         auth: None,
@@ -85,7 +132,8 @@ pub fn demo(data: &Path, seconds: Option<u32>) -> u8 {
         Err(e) => return fail(format!("cannot start the built-in camera: {e}")),
     };
     log::info!("built-in camera serving on rtsp://{}/", server.local_addr());
-    let cfg = daemon::demo_config(server.local_addr(), data);
+    let mut cfg = daemon::demo_config(server.local_addr(), data);
+    cfg.http.listen = listen;
     let code = record(&cfg, seconds);
     server.stop();
     code

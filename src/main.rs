@@ -39,9 +39,9 @@ fn main() -> ExitCode {
         Command::Run { seconds } => commands::run(&config_path, seconds),
         Command::Demo {
             data,
-            listen: _,
+            listen,
             seconds,
-        } => commands::demo(&data, seconds),
+        } => commands::demo(&data, &listen, seconds),
         Command::Init { data } => commands::init(&config_path, data.as_deref()),
         Command::Status { json } => commands::status(&config_path, json),
         Command::List {

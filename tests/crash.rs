@@ -120,6 +120,7 @@ fn kill_9_at_random_moments_then_check_is_clean() {
         format!(
             "[storage]\npath = \"data\"\npool_size_mb = 1\npools = 4\nsync_interval_ms = {SYNC_MS}\n\
              [memory]\narena_mb = 4\n[system]\nstream_start_spacing_ms = 0\n\
+             [http]\nlisten = \"127.0.0.1:0\"\nauth = false\n\
              [[camera]]\nname = \"a\"\nurl = \"{base}/h264/a\"\nsegment_seconds = 5\n\
              [[camera]]\nname = \"b\"\nurl = \"{base}/h265/b\"\nsegment_seconds = 5\n"
         ),

@@ -209,3 +209,177 @@ impl<S: SampleSource> Read for Mp4Reader<S> {
         Ok(n)
     }
 }
+
+/// A byte range that lies outside the body (HTTP 416).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+/// A `Range: bytes=...` header against a body of `len` bytes: `Ok(None)`
+/// for the whole body (no header, or several ranges, which we answer in
+/// full), `Ok(Some((first, end_exclusive)))`, or `Unsatisfiable` (416).
+pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, Unsatisfiable> {
+    let Some(h) = header else { return Ok(None) };
+    let Some(spec) = h.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(Unsatisfiable)?;
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        // The last `b` bytes.
+        let n: u64 = b.parse().map_err(|_| Unsatisfiable)?;
+        if n == 0 {
+            return Err(Unsatisfiable);
+        }
+        (len.saturating_sub(n), len)
+    } else {
+        let first: u64 = a.parse().map_err(|_| Unsatisfiable)?;
+        let last = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse::<u64>()
+                .map_err(|_| Unsatisfiable)?
+                .min(len.saturating_sub(1))
+        };
+        if first > last || first >= len {
+            return Err(Unsatisfiable);
+        }
+        (first, last + 1)
+    };
+    Ok(Some(range))
+}
+
+/// The `view.mp4` route: `GET|HEAD /api/cameras/{name}/view.mp4?stream=&start=&end=`.
+pub fn hook(db_path: std::path::PathBuf, pools: PoolReader) -> super::http::RouteHook {
+    use super::http::{Body, Reply};
+    std::sync::Arc::new(move |req| {
+        if req.segments.len() != 4
+            || req.segments[0] != "api"
+            || req.segments[1] != "cameras"
+            || req.segments[3] != "view.mp4"
+        {
+            return None;
+        }
+        let camera = req.segments[2].clone();
+        let stream = req.param("stream").unwrap_or("main").to_owned();
+        if stream != "main" && stream != "sub" {
+            return Some(Reply::error(400, "stream: must be main or sub"));
+        }
+        let time = |name: &str| -> Result<i64, Reply> {
+            let v = req
+                .param(name)
+                .ok_or_else(|| Reply::error(400, &format!("{name}: missing")))?;
+            crate::time::parse_90k(v).map_err(|e| Reply::error(400, &format!("{name}: {e}")))
+        };
+        let (start, end) = match (time("start"), time("end")) {
+            (Ok(s), Ok(e)) if e > s => (s, e),
+            (Ok(_), Ok(_)) => return Some(Reply::error(400, "end: must be after start")),
+            (Err(r), _) | (_, Err(r)) => return Some(r),
+        };
+        let db = match Db::open_read_only(&db_path) {
+            Ok(d) => d,
+            Err(e) => return Some(Reply::error(503, &format!("index: {e}"))),
+        };
+        let id = match db.streams() {
+            Ok(s) => s
+                .into_iter()
+                .find(|s| s.camera == camera && s.kind == stream)
+                .map(|s| s.id),
+            Err(e) => return Some(Reply::error(500, &format!("index: {e}"))),
+        };
+        let Some(id) = id else {
+            return Some(Reply::error(
+                404,
+                &format!("no recordings of {camera}/{stream}"),
+            ));
+        };
+        let file = match plan(&db, id, start, end) {
+            Ok(f) => std::sync::Arc::new(f),
+            Err(ViewError::Empty) => {
+                return Some(Reply::error(404, "no video recorded in that range"))
+            }
+            Err(e) => return Some(Reply::error(500, &e.to_string())),
+        };
+        drop(db);
+        let len = file.len();
+        let etag = file.etag();
+        if req
+            .header("If-None-Match")
+            .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+        {
+            let mut r = Reply::error(304, "not modified");
+            r.headers.push(("ETag", etag));
+            r.body = Body::Bytes(Vec::new());
+            return Some(r);
+        }
+        let (status, range) = match parse_range(req.header("Range"), len) {
+            Ok(None) => (200, (0, len)),
+            Ok(Some(r)) => (206, r),
+            Err(Unsatisfiable) => {
+                let mut r = Reply::error(416, "range not satisfiable");
+                r.headers.push(("Content-Range", format!("bytes */{len}")));
+                return Some(r);
+            }
+        };
+        let permit = req.permit.take()?;
+        let mut headers = vec![("Accept-Ranges", "bytes".to_owned()), ("ETag", etag)];
+        if status == 206 {
+            headers.push((
+                "Content-Range",
+                format!("bytes {}-{}/{len}", range.0, range.1 - 1),
+            ));
+        }
+        // HEAD: the same headers and length, no bytes read.
+        let end_at = if req.head { range.0 } else { range.1 };
+        let reader = Mp4Reader {
+            file,
+            source: PoolSource(pools.clone()),
+            pos: range.0,
+            end: end_at,
+        };
+        Some(Reply {
+            status,
+            content_type: "video/mp4",
+            headers,
+            body: Body::Stream {
+                reader: Box::new(reader),
+                len: Some(range.1 - range.0),
+                permit,
+            },
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 100), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), Ok(Some((0, 10))));
+        assert_eq!(parse_range(Some("bytes=90-"), 100), Ok(Some((90, 100))));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), Ok(Some((90, 100))));
+        assert_eq!(parse_range(Some("bytes=50-500"), 100), Ok(Some((50, 100))));
+        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Ok(None));
+        assert_eq!(
+            parse_range(Some("bytes=100-"), 100),
+            Err(super::Unsatisfiable)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=9-3"), 100),
+            Err(super::Unsatisfiable)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-0"), 100),
+            Err(super::Unsatisfiable)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=x-"), 100),
+            Err(super::Unsatisfiable)
+        );
+        assert_eq!(parse_range(Some("items=0-1"), 100), Ok(None));
+    }
+}

@@ -209,7 +209,10 @@ fn layout_and_sizes() {
         .sum();
     assert_eq!(
         total,
-        seg.frames.iter().map(|f| u64::from(f.duration_90k)).sum()
+        seg.frames
+            .iter()
+            .map(|f| u64::from(f.duration_90k))
+            .sum::<u64>()
     );
 
     let (n, stco) = table(stbl_box(&bytes, b"stco").unwrap());

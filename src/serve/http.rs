@@ -1,0 +1,823 @@
+//! The HTTP server: the JSON API and the web page (SPEC.md, "HTTP API").
+//!
+//! `tiny_http` accepts connections and reads each request's head on its own
+//! connection threads; a small fixed set of worker threads here takes whole
+//! requests from it and answers them. Short answers (JSON, the page) are
+//! written by the worker. Long answers (recorded video, later live video)
+//! each hold a [`Permit`], at most `max_clients` at once, and are written
+//! by a thread of their own so that a slow viewer never holds a worker.
+//!
+//! Known limits of `tiny_http` 0.12, which exposes neither its sockets nor
+//! any timeout: a client idle between keep-alive requests holds one of its
+//! connection threads (not a worker) until it closes, and it does not bound
+//! the length of a request head. Both are the accepted price of the chosen
+//! crate until it grows those knobs.
+
+use crate::config::{Storage, StreamKind};
+use crate::daemon::StreamStatus;
+use crate::store::db::{self, Db, SampleEntry};
+use crate::time::{format_90k, parse_90k};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Worker threads answering requests. Each short answer takes
+/// milliseconds; long ones leave the workers at once.
+const WORKERS: usize = 4;
+/// How often an idle worker looks at the stop flag.
+const POLL: Duration = Duration::from_millis(200);
+/// Longest request target accepted (path and query): anything longer is
+/// not one of ours.
+const MAX_URL: usize = 2048;
+/// At most this many query parameters are looked at.
+const MAX_PARAMS: usize = 16;
+/// Request bodies larger than this are refused without being read (no route
+/// takes a body yet). Also the largest that may be dropped unread: tiny_http
+/// 0.12 discards an unread body by allocating all of what is left at once.
+const MAX_BODY: usize = 64 * 1024;
+/// How long `stop` waits for long answers still being written.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// The web page, built into the binary.
+const INDEX_HTML: &str = include_str!("../../web-min/index.html");
+
+/// Answers routes this module does not know (the lead's video routes):
+/// `None` passes the request on (in the end, 404). A long answer moves
+/// `req.permit` (already taken for `view.mp4`) or one from `req.permits`
+/// into its [`Body::Stream`].
+pub type RouteHook = Arc<dyn Fn(&mut Req<'_>) -> Option<Reply> + Send + Sync>;
+
+/// What the handlers need from the rest of the process.
+pub struct ServeContext {
+    pub statuses: Vec<Arc<StreamStatus>>,
+    pub db_path: PathBuf,
+    pub storage: Storage,
+    pub started: Instant,
+    /// `memory.arena_mb` in bytes, reported by `/api/status`.
+    pub arena_bytes: u64,
+    pub route_hook: Option<RouteHook>,
+}
+
+/// Counts long answers against `max_clients`.
+pub struct Permits {
+    max: u32,
+    active: Arc<AtomicU32>,
+}
+
+/// One long answer in progress; released when dropped.
+pub struct Permit {
+    active: Arc<AtomicU32>,
+}
+
+impl Permits {
+    pub fn new(max: u32) -> Permits {
+        Permits {
+            max,
+            active: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// A permit, or `None` when `max_clients` long answers are running.
+    pub fn try_acquire(&self) -> Option<Permit> {
+        self.active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Permit {
+                active: self.active.clone(),
+            })
+    }
+
+    pub fn active(&self) -> u32 {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// The answer when no permit is left.
+    pub fn busy(&self) -> Reply {
+        Reply::error(
+            503,
+            &format!(
+                "too many clients: {} video streams are already being served (http.max_clients)",
+                self.max
+            ),
+        )
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A request, as the routes see it.
+pub struct Req<'a> {
+    /// Percent-decoded path segments after the leading `/`.
+    pub segments: Vec<String>,
+    /// Percent-decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+    pub head: bool,
+    /// The long-answer permit this route was given, if it needs one.
+    pub permit: Option<Permit>,
+    pub permits: &'a Permits,
+    raw: &'a tiny_http::Request,
+}
+
+impl Req<'_> {
+    /// The first query parameter named `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A request header's value (first of that name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.raw
+            .headers()
+            .iter()
+            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+}
+
+/// The body of an answer.
+pub enum Body {
+    Bytes(Vec<u8>),
+    /// A long answer, written by a thread of its own while `permit` is held.
+    /// `len` known gives `Content-Length`; unknown, chunked encoding.
+    Stream {
+        reader: Box<dyn Read + Send>,
+        len: Option<u64>,
+        permit: Permit,
+    },
+}
+
+/// An answer.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+impl Reply {
+    pub fn json(status: u16, v: &Value) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: Body::Bytes(v.to_string().into_bytes()),
+        }
+    }
+
+    pub fn error(status: u16, msg: &str) -> Reply {
+        Reply::json(status, &json!({ "error": msg }))
+    }
+}
+
+/// The running server.
+pub struct HttpServer {
+    server: Arc<tiny_http::Server>,
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    long: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl HttpServer {
+    /// Binds `listen` and starts the workers.
+    pub fn start(
+        listen: SocketAddr,
+        ctx: Arc<ServeContext>,
+        max_clients: u32,
+    ) -> io::Result<HttpServer> {
+        let listener = std::net::TcpListener::bind(listen)?;
+        let addr = listener.local_addr()?;
+        let server = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let server = Arc::new(server);
+        let stop = Arc::new(AtomicBool::new(false));
+        let long = Arc::new(Mutex::new(Vec::new()));
+        let permits = Arc::new(Permits::new(max_clients));
+        let mut workers = Vec::with_capacity(WORKERS);
+        for i in 0..WORKERS {
+            let w = Worker {
+                server: server.clone(),
+                ctx: ctx.clone(),
+                stop: stop.clone(),
+                long: long.clone(),
+                permits: permits.clone(),
+                db: None,
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("http-{i}"))
+                .spawn(move || w.run());
+            match spawned {
+                Ok(t) => workers.push(t),
+                Err(e) => {
+                    let partial = HttpServer {
+                        server,
+                        addr,
+                        stop,
+                        workers,
+                        long,
+                    };
+                    partial.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(HttpServer {
+            server,
+            addr,
+            stop,
+            workers,
+            long,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets the workers finish the request in hand, and
+    /// waits (bounded) for long answers, whose readers end at the stop flag.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        for _ in 0..self.workers.len() {
+            self.server.unblock();
+        }
+        for w in self.workers {
+            let _ = w.join();
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        let long = std::mem::take(&mut *self.long.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in long {
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            } else {
+                log::warn!("http: a response to a slow client is still being written; leaving it");
+            }
+        }
+        // Dropping the last reference to the server ends its accept thread.
+        drop(self.server);
+    }
+}
+
+struct Worker {
+    server: Arc<tiny_http::Server>,
+    ctx: Arc<ServeContext>,
+    stop: Arc<AtomicBool>,
+    long: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    permits: Arc<Permits>,
+    /// This worker's read-only connection to the index, reopened after an
+    /// error (WAL readers run alongside the writer).
+    db: Option<Db>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        while !self.stop.load(Ordering::Acquire) {
+            match self.server.recv_timeout(POLL) {
+                Ok(Some(rq)) => self.serve(rq),
+                Ok(None) => {}
+                Err(e) => {
+                    // The accept thread has ended; nothing more will come.
+                    if !self.stop.load(Ordering::Acquire) {
+                        log::error!("http: the server stopped accepting: {e}");
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    fn serve(&mut self, rq: tiny_http::Request) {
+        // tiny_http 0.12 discards an unread body by allocating what is left
+        // of it in one piece, so a huge Content-Length would exhaust memory
+        // when `rq` is dropped. Answer through `upgrade`, which hands the
+        // body reader over, and never drop that reader.
+        if rq.body_length().is_some_and(|n| n > MAX_BODY) {
+            let headers = build_headers("application/json", &[("Content-Length", "0".into())]);
+            let resp = tiny_http::Response::new(
+                tiny_http::StatusCode(413),
+                headers,
+                io::empty(),
+                Some(0),
+                None,
+            );
+            let stream = rq.upgrade("close", resp);
+            std::mem::forget(stream);
+            return;
+        }
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&rq)))
+            .unwrap_or_else(|_| {
+                self.db = None;
+                Reply::error(500, "internal error")
+            });
+        self.respond(rq, reply);
+    }
+
+    fn respond(&self, rq: tiny_http::Request, reply: Reply) {
+        let Reply {
+            status,
+            content_type,
+            headers,
+            body,
+        } = reply;
+        let headers = build_headers(content_type, &headers);
+        let code = tiny_http::StatusCode(status);
+        match body {
+            Body::Bytes(b) => {
+                let len = b.len();
+                let resp =
+                    tiny_http::Response::new(code, headers, io::Cursor::new(b), Some(len), None)
+                        .with_chunked_threshold(usize::MAX);
+                let _ = rq.respond(resp);
+            }
+            Body::Stream {
+                reader,
+                len,
+                permit,
+            } => {
+                let reader = StopReader {
+                    inner: reader,
+                    stop: self.stop.clone(),
+                };
+                // Too long for this platform's usize: chunked instead.
+                let len = len.and_then(|l| usize::try_from(l).ok());
+                // A known length is always sent as Content-Length (tiny_http
+                // would switch large bodies to chunked encoding).
+                let resp = tiny_http::Response::new(code, headers, reader, len, None)
+                    .with_chunked_threshold(usize::MAX);
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("http-long".into())
+                        .spawn(move || {
+                            let _permit = permit;
+                            let _ = rq.respond(resp);
+                        });
+                match spawned {
+                    Ok(t) => {
+                        let mut long = self.long.lock().unwrap_or_else(|e| e.into_inner());
+                        long.retain(|t| !t.is_finished());
+                        long.push(t);
+                    }
+                    // The request went down with the closure: tiny_http
+                    // answers 500 for it.
+                    Err(e) => log::warn!("http: cannot start a thread for a long response: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Ends a long answer's body when the server stops.
+struct StopReader {
+    inner: Box<dyn Read + Send>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for StopReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stop.load(Ordering::Acquire) {
+            return Err(io::Error::other("server stopping"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
+    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+fn build_headers(content_type: &str, extra: &[(&'static str, String)]) -> Vec<tiny_http::Header> {
+    let mut out = Vec::with_capacity(3 + extra.len());
+    out.extend(header("Content-Type", content_type));
+    out.extend(header("X-Content-Type-Options", "nosniff"));
+    out.extend(header("Server", "vigil"));
+    for (k, v) in extra {
+        out.extend(header(k, v));
+    }
+    out
+}
+
+impl Worker {
+    fn route(&mut self, rq: &tiny_http::Request) -> Reply {
+        let head = match rq.method() {
+            tiny_http::Method::Get => false,
+            tiny_http::Method::Head => true,
+            _ => {
+                let mut r = Reply::error(405, "method not allowed: only GET and HEAD are served");
+                r.headers.push(("Allow", "GET, HEAD".into()));
+                return r;
+            }
+        };
+        let url = rq.url();
+        if url.len() > MAX_URL {
+            return Reply::error(414, "request target too long");
+        }
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let Some(path) = path.strip_prefix('/') else {
+            return Reply::error(400, "request target must be a path");
+        };
+        let segments = match path
+            .split('/')
+            .map(|s| percent_decode(s, false))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(s) => s,
+            Err(e) => return Reply::error(400, &format!("path: {e}")),
+        };
+        let query = match parse_query(query) {
+            Ok(q) => q,
+            Err(e) => return Reply::error(400, &e),
+        };
+        let permits = self.permits.clone();
+        let mut req = Req {
+            segments,
+            query,
+            head,
+            permit: None,
+            permits: &permits,
+            raw: rq,
+        };
+        let segments = req.segments.clone();
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        match seg.as_slice() {
+            [""] => Reply {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                headers: Vec::new(),
+                body: Body::Bytes(INDEX_HTML.as_bytes().to_vec()),
+            },
+            ["api", "status"] => self.status(),
+            ["api", "cameras", name, "recordings"] => self.recordings(name, &req),
+            ["api", "cameras", name, "view.mp4"] => {
+                if !self.known_camera(name) {
+                    return unknown_camera(name);
+                }
+                // Counted before any work: a refused viewer costs nothing.
+                let Some(permit) = self.permits.try_acquire() else {
+                    return self.permits.busy();
+                };
+                req.permit = Some(permit);
+                match &self.ctx.route_hook {
+                    Some(hook) => hook(&mut req).unwrap_or_else(|| Reply::error(404, "not found")),
+                    None => Reply::error(501, "view.mp4 is not available yet"),
+                }
+            }
+            _ => self
+                .ctx
+                .route_hook
+                .as_ref()
+                .and_then(|hook| hook(&mut req))
+                .unwrap_or_else(|| Reply::error(404, "not found")),
+        }
+    }
+
+    /// The index, opened on first use and after any error.
+    fn db(&mut self) -> Result<&Db, String> {
+        if self.db.is_none() {
+            let d = Db::open_read_only(&self.ctx.db_path).map_err(|e| e.to_string())?;
+            self.db = Some(d);
+        }
+        self.db
+            .as_ref()
+            .ok_or_else(|| "index unavailable".to_owned())
+    }
+
+    fn db_error(&mut self, e: impl std::fmt::Display) -> Reply {
+        self.db = None;
+        log::warn!("http: index: {e}");
+        Reply::error(500, &format!("index: {e}"))
+    }
+
+    fn known_camera(&mut self, name: &str) -> bool {
+        if self.ctx.statuses.iter().any(|s| s.camera == name) {
+            return true;
+        }
+        // A camera removed from the config keeps its recordings until the
+        // ring reclaims them.
+        self.db()
+            .and_then(|d| d.streams().map_err(|e| e.to_string()))
+            .is_ok_and(|s| s.iter().any(|s| s.camera == name))
+    }
+
+    fn status(&mut self) -> Reply {
+        let st = &self.ctx.storage;
+        let total = u64::from(st.pool_size_mb) * u64::from(st.pools) * 1024 * 1024;
+        let mut storage = json!({
+            "path": st.path.to_string_lossy(),
+            "bytes_total": total,
+            "bytes_used": Value::Null,
+            "recordings": Value::Null,
+            "oldest": Value::Null,
+            "newest": Value::Null,
+        });
+        match self
+            .db()
+            .and_then(|d| d.summary().map_err(|e| e.to_string()))
+        {
+            Ok(sum) => {
+                storage["bytes_used"] = json!(sum.bytes);
+                storage["recordings"] = json!(sum.recordings);
+                storage["oldest"] = time_json(sum.oldest_start_90k);
+                storage["newest"] = time_json(sum.newest_end_90k);
+            }
+            Err(e) => {
+                self.db = None;
+                storage["error"] = json!(format!("index: {e}"));
+            }
+        }
+        let mut cameras: Vec<(String, Vec<Value>)> = Vec::new();
+        for s in &self.ctx.statuses {
+            let n = s.snapshot();
+            let v = json!({
+                "stream": s.kind.name(),
+                "state": n.state.name(),
+                "codec": n.codec.map(|c| c.name()),
+                "width": n.width,
+                "height": n.height,
+                "fps": n.fps_milli.map(|f| f64::from(f) / 1000.0),
+                "bitrate_bps": n.bitrate_bps,
+                "frames": n.frames,
+                "frames_dropped": n.frames_dropped,
+                "packets_lost": n.packets_lost,
+                "reconnects": n.reconnects,
+                "last_error": n.last_error,
+                "storage_error": n.storage_error,
+            });
+            match cameras.iter_mut().find(|(c, _)| *c == s.camera) {
+                Some((_, streams)) => streams.push(v),
+                None => cameras.push((s.camera.clone(), vec![v])),
+            }
+        }
+        let cameras: Vec<Value> = cameras
+            .into_iter()
+            .map(|(name, streams)| json!({ "name": name, "streams": streams }))
+            .collect();
+        Reply::json(
+            200,
+            &json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_s": self.ctx.started.elapsed().as_secs(),
+                "storage": storage,
+                "memory": {
+                    "rss_bytes": rss_bytes(),
+                    "arena_bytes": self.ctx.arena_bytes,
+                },
+                "cameras": cameras,
+            }),
+        )
+    }
+
+    fn recordings(&mut self, camera: &str, req: &Req<'_>) -> Reply {
+        if !self.known_camera(camera) {
+            return unknown_camera(camera);
+        }
+        let kind = match req.param("stream") {
+            None | Some("main") => StreamKind::Main,
+            Some("sub") => StreamKind::Sub,
+            Some(other) => {
+                return Reply::error(
+                    400,
+                    &format!("stream: {other:?} is not a stream: use main or sub"),
+                )
+            }
+        };
+        let time = |name: &str, default: i64| match req.param(name) {
+            None => Ok(default),
+            Some(v) => parse_90k(v).map_err(|e| Reply::error(400, &format!("{name}: {e}"))),
+        };
+        let (start, end) = match (time("start", i64::MIN / 2), time("end", i64::MAX / 2)) {
+            (Ok(s), Ok(e)) => (s, e),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        if end <= start {
+            return Reply::error(400, "end: must be after start");
+        }
+        let db = match self.db() {
+            Ok(d) => d,
+            Err(e) => return self.db_error(e),
+        };
+        match list_recordings(db, camera, kind, start, end) {
+            Ok((items, truncated)) => {
+                let mut r = Reply::json(200, &Value::Array(items));
+                if truncated {
+                    r.headers.push(("X-Vigil-Truncated", MAX_ROWS.to_string()));
+                }
+                r
+            }
+            Err(e) => self.db_error(e),
+        }
+    }
+}
+
+/// At most this many recordings per answer (about 3 MB of JSON); a longer
+/// list is cut, and says so in an `X-Vigil-Truncated` header.
+const MAX_ROWS: usize = 5000;
+/// The index is read this much time at a time, so that a request for
+/// months never holds months of rows (and their sample indexes) at once.
+const WINDOW_90K: i64 = 3600 * crate::time::TICKS;
+
+fn list_recordings(
+    db: &Db,
+    camera: &str,
+    kind: StreamKind,
+    start: i64,
+    end: i64,
+) -> Result<(Vec<Value>, bool), db::DbError> {
+    let streams = db.streams()?;
+    let Some(stream) = streams
+        .iter()
+        .find(|s| s.camera == camera && s.kind == kind.name())
+    else {
+        return Ok((Vec::new(), false));
+    };
+    let sum = db.stream_summary(stream.id)?;
+    let (Some(oldest), Some(newest)) = (sum.oldest_start_90k, sum.newest_end_90k) else {
+        return Ok((Vec::new(), false));
+    };
+    // Nothing lies outside [oldest, newest]: walk only that part.
+    let mut t = start.max(oldest);
+    let end = end.min(newest.saturating_add(1));
+    let mut entries: HashMap<i64, Option<SampleEntry>> = HashMap::new();
+    let mut out = Vec::new();
+    let mut last_id = None;
+    // The first window also finds a recording that began before `start`.
+    let mut first = true;
+    while t < end || first {
+        let w_start = if first { start } else { t };
+        let w_end = t.saturating_add(WINDOW_90K).min(end);
+        first = false;
+        if w_end <= w_start {
+            break;
+        }
+        for r in db.recordings(stream.id, w_start, w_end)? {
+            if out.len() >= MAX_ROWS {
+                break;
+            }
+            // A recording crossing a window edge is listed by both windows.
+            if last_id == Some(r.id) {
+                continue;
+            }
+            last_id = Some(r.id);
+            let e = match entries.get(&r.sample_entry_id) {
+                Some(e) => e.clone(),
+                None => {
+                    let e = db.sample_entry(r.sample_entry_id).ok();
+                    entries.insert(r.sample_entry_id, e.clone());
+                    e
+                }
+            };
+            let r_end = r.start_90k.saturating_add(r.duration_90k);
+            out.push(json!({
+                "id": r.id,
+                "stream": kind.name(),
+                "start": format_90k(r.start_90k),
+                "end": format_90k(r_end),
+                "start_90k": r.start_90k,
+                "end_90k": r_end,
+                "duration_ms": r.duration_90k / 90,
+                "bytes": r.bytes,
+                "codec": e.as_ref().map(|e| e.codec.clone()),
+                "width": e.as_ref().map(|e| e.width),
+                "height": e.as_ref().map(|e| e.height),
+                "frames": r.frames,
+                "gaps": u32::from(r.flags & db::RECORDING_GAP != 0),
+                "open": r.flags & db::RECORDING_OPEN != 0,
+            }));
+        }
+        if out.len() >= MAX_ROWS {
+            return Ok((out, true));
+        }
+        t = w_end;
+    }
+    Ok((out, false))
+}
+
+fn unknown_camera(name: &str) -> Reply {
+    Reply::error(404, &format!("no camera named {name:?}"))
+}
+
+fn time_json(t: Option<i64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(format_90k(t)))
+}
+
+/// Resident set size, from `/proc/self/statm` (Linux); `None` elsewhere.
+fn rss_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages.saturating_mul(u64::try_from(page).ok()?))
+}
+
+/// Decodes `%XX` escapes (and `+` as a space in query strings).
+fn percent_decode(s: &str, plus_is_space: bool) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'%' => {
+                let hex = |j: usize| b.get(j).and_then(|&h| (h as char).to_digit(16));
+                let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) else {
+                    return Err(format!("bad percent-encoding in {s:?}"));
+                };
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+}
+
+/// `a=1&b=2` into decoded pairs, at most [`MAX_PARAMS`] of them.
+fn parse_query(q: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for part in q.split('&').filter(|p| !p.is_empty()) {
+        if out.len() >= MAX_PARAMS {
+            return Err(format!("too many query parameters (at most {MAX_PARAMS})"));
+        }
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        let k = percent_decode(k, true)?;
+        let v = percent_decode(v, true).map_err(|e| format!("{k}: {e}"))?;
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b+c", true).unwrap(), "a b c");
+        assert_eq!(percent_decode("a+b", false).unwrap(), "a+b");
+        assert_eq!(
+            percent_decode("2026-11-21T10%3A00%3A00%2B01%3A00", true).unwrap(),
+            "2026-11-21T10:00:00+01:00"
+        );
+        assert!(percent_decode("%", true).is_err());
+        assert!(percent_decode("%4", true).is_err());
+        assert!(percent_decode("%zz", true).is_err());
+        assert!(percent_decode("%ff", true).is_err());
+        // A multi-byte character split by the escape must still decode.
+        assert_eq!(percent_decode("%C3%A9", true).unwrap(), "é");
+    }
+
+    #[test]
+    fn query_parsing_is_bounded() {
+        let q = parse_query("stream=sub&start=1&&end").unwrap();
+        assert_eq!(
+            q,
+            vec![
+                ("stream".into(), "sub".into()),
+                ("start".into(), "1".into()),
+                ("end".into(), "".into())
+            ]
+        );
+        let many = vec!["a=1"; MAX_PARAMS + 1].join("&");
+        assert!(parse_query(&many).is_err());
+        assert!(parse_query("start=%x1").unwrap_err().contains("start"));
+    }
+
+    #[test]
+    fn permits_count_to_max_and_release_on_drop() {
+        let p = Permits::new(2);
+        let a = p.try_acquire().unwrap();
+        let b = p.try_acquire().unwrap();
+        assert!(p.try_acquire().is_none());
+        assert_eq!(p.active(), 2);
+        drop(a);
+        let c = p.try_acquire().unwrap();
+        assert!(p.try_acquire().is_none());
+        drop((b, c));
+        assert_eq!(p.active(), 0);
+        assert!(Permits::new(0).try_acquire().is_none());
+        assert_eq!(p.busy().status, 503);
+    }
+}
