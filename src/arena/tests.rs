@@ -148,7 +148,9 @@ fn wrap_around_keeps_frames_contiguous() {
     let mut wraps = 0;
     let mut last_off = 0;
     // Sizes that do not divide the ring, so records straddle its end.
-    for i in 1..200i64 {
+    // Miri is slow: fewer laps there.
+    let frames: i64 = if cfg!(miri) { 40 } else { 200 };
+    for i in 1..frames {
         let size = 5000 + (i as usize * 37) % 3000;
         let data: Vec<u8> = (0..size).map(|j| (j as i64 * 7 + i) as u8).collect();
         let extra = [i as u8; 3];
@@ -174,10 +176,10 @@ fn wrap_around_keeps_frames_contiguous() {
         }
         last_off = off;
     }
-    assert!(wraps >= 10, "only {wraps} wraps");
+    assert!(wraps >= frames / 20, "only {wraps} wraps");
     // Every frame still held reads back right after all that.
     let held: Vec<i64> = r.iter().map(|f| f.meta.timestamp_90k).collect();
-    assert_eq!(held, [197, 198, 199]);
+    assert_eq!(held, [frames - 3, frames - 2, frames - 1]);
     assert_eq!(w.stats().frames_dropped, 0);
 }
 
@@ -471,6 +473,12 @@ fn spec(seq: u64) -> Spec {
         21..=100 => 10_000 + (h >> 20) as usize % 40_000,
         _ => (h >> 20) as usize % 3000,
     };
+    // Miri is slow: smaller frames there (oversize ones stay oversize).
+    let data_len = if cfg!(miri) && data_len < STRESS_RING / 2 {
+        data_len / 16
+    } else {
+        data_len
+    };
     let extra_len = if key && (h >> 40).is_multiple_of(3) {
         (h >> 44) as usize % 64
     } else {
@@ -503,7 +511,7 @@ fn check_pattern(seed: u64, buf: &[u8]) -> bool {
 
 #[test]
 fn two_thread_stress() {
-    let frames: u64 = if cfg!(miri) { 400 } else { 200_000 };
+    let frames: u64 = if cfg!(miri) { 300 } else { 200_000 };
     let (mut w, mut r) = one_ring(STRESS_RING);
     let done = AtomicBool::new(false);
     let deadline = Instant::now() + Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
