@@ -132,7 +132,14 @@ pub fn demo(data: &Path, listen: &str, seconds: Option<u32>) -> u8 {
         Err(e) => return fail(format!("cannot start the built-in camera: {e}")),
     };
     log::info!("built-in camera serving on rtsp://{}/", server.local_addr());
-    let mut cfg = daemon::demo_config(server.local_addr(), data);
+    let mut cfg = match daemon::demo_config(server.local_addr(), data) {
+        Ok(c) => c,
+        Err(e) => {
+            server.stop();
+            eprintln!("vigil: --data {}: {e}", data.display());
+            return USAGE;
+        }
+    };
     cfg.http.listen = listen;
     let code = record(&cfg, seconds);
     server.stop();

@@ -12,7 +12,7 @@ pub use status::{StreamSnapshot, StreamState, StreamStatus};
 pub use stop::{StopSource, StopToken};
 pub use stream::{spawn_stream, StreamSpec};
 
-use crate::config::{Camera, Config, StreamKind};
+use crate::config::Config;
 use crate::media::Frame;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,8 +27,8 @@ pub trait FrameSink: Send {
     fn discontinuity(&mut self) {}
 }
 
-/// A sink that keeps nothing: the stream status already counts frames.
-/// Until storage lands it is what `run` and `demo` record into.
+/// A sink that keeps nothing, for streams that are not recorded (a sub
+/// stream kept for live viewing): the stream status still counts frames.
 pub struct DiscardSink;
 
 impl FrameSink for DiscardSink {
@@ -54,21 +54,9 @@ pub struct Streams {
 }
 
 impl Streams {
-    /// Starts every stream, receiving only (frames are counted, not kept),
-    /// staggered by `spacing` so start-up never spikes.
-    pub fn start(specs: Vec<StreamSpec>, spacing: Duration) -> Streams {
-        let sinks = specs
-            .into_iter()
-            .map(|spec| {
-                let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
-                (spec, status, Box::new(DiscardSink) as Box<dyn FrameSink>)
-            })
-            .collect();
-        Streams::start_with(sinks, spacing)
-    }
-
-    /// Starts every stream with its own status and sink, staggered.
-    pub fn start_with(
+    /// Starts every stream with its own status and sink, staggered by
+    /// `spacing` so start-up never spikes.
+    pub fn start(
         sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)>,
         spacing: Duration,
     ) -> Streams {
@@ -132,31 +120,11 @@ pub fn log_summary(statuses: &[Arc<StreamStatus>]) {
     }
 }
 
-/// Runs until a signal (or `seconds`), logging a summary every 10 s.
-pub fn supervise(streams: Streams, seconds: Option<u32>) {
-    let start = Instant::now();
-    let mut last_summary = Instant::now();
-    let limit = seconds.map(|s| Duration::from_secs(u64::from(s)));
-    loop {
-        if crate::signals::stop_requested() || limit.is_some_and(|l| start.elapsed() >= l) {
-            break;
-        }
-        if crate::signals::take_reload() {
-            log::warn!("SIGHUP: config reload is not implemented yet; keeping the running config");
-        }
-        if last_summary.elapsed() >= Duration::from_secs(10) {
-            log_summary(&streams.statuses);
-            last_summary = Instant::now();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    log::info!("stopping");
-    log_summary(&streams.statuses);
-    streams.shutdown(Duration::from_secs(5));
-}
-
 /// The config of `vigil demo`: the built-in camera's three clips.
-pub fn demo_config(camera_addr: std::net::SocketAddr, data: &std::path::Path) -> Config {
+pub fn demo_config(
+    camera_addr: std::net::SocketAddr,
+    data: &std::path::Path,
+) -> Result<Config, crate::config::ConfigError> {
     let text = format!(
         r#"
 [storage]
@@ -185,15 +153,6 @@ url = "rtsp://{a}/h265/demo"
         path = toml_edit::Value::from(data.to_string_lossy().as_ref()),
         a = camera_addr,
     );
-    // The text above is ours and fixed; a failure is a bug caught by tests.
+    // Fixed text but for the user's --data path (escaped as a TOML string).
     crate::config::parse_str(&text, std::path::Path::new("."))
-        .unwrap_or_else(|e| panic!("built-in demo config is invalid: {e}"))
-}
-
-/// Cameras' streams as `(camera, kind)` pairs, for callers that only need names.
-pub fn stream_names(cameras: &[Camera]) -> Vec<(String, StreamKind)> {
-    cameras
-        .iter()
-        .flat_map(|c| c.streams().into_iter().map(|(k, _)| (c.name.clone(), k)))
-        .collect()
 }

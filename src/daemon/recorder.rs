@@ -5,7 +5,7 @@
 
 use super::{DiscardSink, FrameSink, StopSource, StreamSpec, StreamStatus, Streams};
 use crate::arena::{self, FrameMeta, Push, RingWriter};
-use crate::config::{Config, Record, StreamKind};
+use crate::config::{Camera, Config, Record, StreamKind};
 use crate::media::Frame;
 use crate::store::format;
 use crate::store::open::Storage;
@@ -100,19 +100,27 @@ impl Recorder {
             ..
         } = storage;
         let specs: Vec<StreamSpec> = super::stream_specs(config);
-        let mut weights = Vec::new();
-        let mut recorded_idx = Vec::new();
-        for (i, spec) in specs.iter().enumerate() {
-            let cam = config.cameras.iter().find(|c| c.name == spec.camera);
-            let Some(cam) = cam else { continue };
-            if cam.enabled && recorded(cam.record, spec.kind) {
-                // Ring room follows the expected bitrate (a main stream is
-                // several times a sub stream) and the priority.
+        // For each stream, the camera it is recorded for (None: not recorded).
+        let recorded_for: Vec<Option<&Camera>> = specs
+            .iter()
+            .map(|spec| {
+                config
+                    .cameras
+                    .iter()
+                    .find(|c| c.name == spec.camera)
+                    .filter(|c| c.enabled && recorded(c.record, spec.kind))
+            })
+            .collect();
+        // Ring room follows the expected bitrate (a main stream is several
+        // times a sub stream) and the priority.
+        let weights: Vec<u32> = specs
+            .iter()
+            .zip(&recorded_for)
+            .filter_map(|(spec, cam)| {
                 let base = if spec.kind == StreamKind::Main { 4 } else { 1 };
-                weights.push(base * (10 + u32::from(cam.priority)));
-                recorded_idx.push(i);
-            }
-        }
+                cam.map(|c| base * (10 + u32::from(c.priority)))
+            })
+            .collect();
         let arena_bytes =
             usize::try_from(u64::from(config.memory.arena_mb) * 1024 * 1024).unwrap_or(usize::MAX);
         let mut rings = if weights.is_empty() {
@@ -124,18 +132,17 @@ impl Recorder {
         .into_iter();
         let mut sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)> = Vec::new();
         let mut writer_streams = Vec::new();
-        for (i, spec) in specs.into_iter().enumerate() {
+        let n = weights.len() as i64;
+        for (spec, cam) in specs.into_iter().zip(recorded_for) {
             let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
-            let sink: Box<dyn FrameSink> = if recorded_idx.contains(&i) {
+            let sink: Box<dyn FrameSink> = if let Some(cam) = cam {
                 let Some((w, r)) = rings.next() else {
                     return Err("arena has fewer rings than recorded streams".into());
                 };
-                let cam = config.cameras.iter().find(|c| c.name == spec.camera);
-                let (segment, priority) = cam.map_or((60, 1), |c| (c.segment_seconds, c.priority));
+                let (segment, priority) = (cam.segment_seconds, cam.priority);
                 let stream_id = db
                     .stream_id(&spec.camera, spec.kind.name())
                     .map_err(|e| format!("index: {e}"))?;
-                let n = recorded_idx.len() as i64;
                 let k = writer_streams.len() as i64;
                 writer_streams.push(WriterStream {
                     stream_id,
@@ -167,7 +174,7 @@ impl Recorder {
             .spawn(move || writer.run(token))
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         let spacing = Duration::from_millis(config.system.stream_start_spacing_ms.into());
-        let streams = Streams::start_with(sinks, spacing);
+        let streams = Streams::start(sinks, spacing);
         Ok(Recorder {
             streams,
             pool_reader,

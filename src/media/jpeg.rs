@@ -201,24 +201,9 @@ impl JpegDepacketizer {
     /// Makes room for `extra` bytes plus the EOI that may be appended,
     /// within the limit.
     fn reserve(&mut self, extra: usize) -> bool {
-        let Some(need) = self
-            .buf
-            .len()
-            .checked_add(extra)
-            .and_then(|n| n.checked_add(2))
-        else {
-            return false;
-        };
-        if need > self.max {
-            return false;
-        }
-        if need > self.buf.capacity() {
-            let target = need
-                .max(self.buf.capacity().saturating_mul(2))
-                .min(self.max);
-            self.buf.reserve_exact(target - self.buf.len());
-        }
-        true
+        extra
+            .checked_add(2)
+            .is_some_and(|n| super::reserve_bounded(&mut self.buf, n, self.max))
     }
 
     fn skip(&mut self, ts: i64, err: DepacketizeError) -> Result<(), DepacketizeError> {

@@ -154,6 +154,24 @@ pub trait Depacketizer {
     fn params(&self) -> Option<&VideoParams>;
 }
 
+/// Makes room in a depacketizer's frame buffer for `extra` more bytes
+/// without letting it pass `max`; false if the frame would be too large.
+/// Grows geometrically (few reallocations while warming up), never past
+/// the limit, so steady state allocates nothing.
+pub(crate) fn reserve_bounded(buf: &mut Vec<u8>, extra: usize, max: usize) -> bool {
+    let Some(need) = buf.len().checked_add(extra) else {
+        return false;
+    };
+    if need > max {
+        return false;
+    }
+    if need > buf.capacity() {
+        let target = need.max(buf.capacity().saturating_mul(2)).min(max);
+        buf.reserve_exact(target - buf.len());
+    }
+    true
+}
+
 /// Creates the depacketizer for a track.
 ///
 /// `fmtp` is the SDP `a=fmtp` value for the payload type (without the

@@ -458,21 +458,7 @@ impl<C: NalCodec> NalDepacketizer<C> {
     /// Makes room for `extra` more bytes without passing `max`; false if
     /// the unit would be too large.
     fn reserve(&mut self, extra: usize) -> bool {
-        let Some(need) = self.buf.len().checked_add(extra) else {
-            return false;
-        };
-        if need > self.max {
-            return false;
-        }
-        if need > self.buf.capacity() {
-            // Grow geometrically (few reallocations while warming up) but
-            // never past the limit.
-            let target = need
-                .max(self.buf.capacity().saturating_mul(2))
-                .min(self.max);
-            self.buf.reserve_exact(target - self.buf.len());
-        }
-        true
+        super::reserve_bounded(&mut self.buf, extra, self.max)
     }
 
     /// Drops the whole unit in progress for being too large; the rest of

@@ -86,7 +86,7 @@ impl Indexer {
                     },
                 };
                 self.rows.insert(id, (row, VideoIndexEncoder::new(), 0));
-            } else if let Some(row) = find_recording(db, id)? {
+            } else if let Some(row) = db.recording(id).map_err(|e| e.to_string())? {
                 let records = db.records(id).map_err(|e| e.to_string())?;
                 let mut enc = VideoIndexEncoder::new();
                 for f in video_index::decode(&row.video_index) {
@@ -156,10 +156,6 @@ impl Indexer {
         .map_err(|e| e.to_string())?;
         Ok(stats)
     }
-}
-
-fn find_recording(db: &Db, id: i64) -> Result<Option<RecordingRow>, String> {
-    db.recording(id).map_err(|e| e.to_string())
 }
 
 /// Brings the index up to date with the pools after a crash (or a clean

@@ -21,7 +21,7 @@ use super::db::{RECORDING_DISCONTINUITY, RECORDING_GAP, RECORDING_OPEN};
 use super::format::{self, FrameEntry, RecordHeader, FLAG_FIRST, FLAG_GAP, POOL_HEADER_BYTES};
 use super::pool::Pools;
 use super::video_index::VideoIndexEncoder;
-use crate::arena::{FrameView, RingReader};
+use crate::arena::RingReader;
 use crate::daemon::{StopToken, StreamStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,8 +82,6 @@ struct OpenRecording {
     /// The stream's identity and serialized parameters, for the
     /// recording's first record (`format::encode_first_params`).
     params: Vec<u8>,
-    /// Media time of the next frame to write (the end of what is written).
-    media_end_90k: i64,
     /// Drift correction for this recording, and its rounding carry.
     correction_ppm: i64,
     carry: i64,
@@ -105,9 +103,13 @@ struct StreamState {
     first_recording: bool,
 }
 
-/// A record being assembled: which ring frames it takes and their entries.
+/// The next record as planned: its frame table, and the stream state the
+/// planning advanced, which is committed only once the record is written
+/// (a record planned again after a pool change must not apply it twice).
 struct PendingRecord {
     entries: Vec<FrameEntry>,
+    carry: i64,
+    last_duration: i64,
 }
 
 pub struct Writer {
@@ -197,6 +199,8 @@ impl Writer {
             header_buf: Vec::with_capacity(4096),
             pending: PendingRecord {
                 entries: Vec::with_capacity(MAX_FRAMES_PER_RECORD),
+                carry: 0,
+                last_duration: 0,
             },
             stats: WriterStats::default(),
         })
@@ -356,30 +360,28 @@ impl Writer {
         let (Some(rec), Some(f)) = (&st.rec, st.s.ring.peek(0)) else {
             return false;
         };
-        if !f.meta.key || rec.row.frames == 0 {
-            return false;
-        }
-        let mut limit = st.s.segment_90k;
-        if st.first_recording {
-            limit = (limit - st.s.stagger_90k).max(TICKS);
-        }
-        f.meta.timestamp_90k - rec.row.media_start_90k >= limit
+        f.meta.key
+            && rec.row.frames > 0
+            && f.meta.timestamp_90k - rec.row.media_start_90k >= rotate_after(st)
     }
 
     /// How many of the first `writable` ring frames go into the next
     /// record: they stop at a recording boundary and at the record limits.
-    /// Fills `self.pending.entries` with their table.
+    /// Fills `self.pending`; changes nothing else.
     fn plan_record(&mut self, i: usize, writable: usize) -> usize {
-        let st = &mut self.streams[i];
-        let Some(rec) = st.rec.as_mut() else { return 0 };
-        let limit = st.s.segment_90k
-            - if st.first_recording {
-                st.s.stagger_90k
-            } else {
-                0
-            };
+        let st = &self.streams[i];
+        let Some(rec) = st.rec.as_ref() else { return 0 };
+        let limit = rotate_after(st);
         let pool_room = self.pools.size().saturating_sub(POOL_HEADER_BYTES);
-        self.pending.entries.clear();
+        let params_len = if rec.next_sequence == 0 {
+            rec.params.len() as u64
+        } else {
+            0
+        };
+        let p = &mut self.pending;
+        p.entries.clear();
+        p.carry = rec.carry;
+        p.last_duration = st.last_duration;
         let mut bytes: u64 = 0;
         let mut n = 0;
         while n < writable && n < MAX_FRAMES_PER_RECORD {
@@ -387,33 +389,32 @@ impl Writer {
             if n > 0 {
                 // Boundaries: new parameters, a discontinuity, rotation.
                 let new_params = !f.extra.is_empty() && f.extra != st.params.as_slice();
-                let rotate = f.meta.key
-                    && f.meta.timestamp_90k - rec.row.media_start_90k >= limit.max(TICKS);
+                let rotate = f.meta.key && f.meta.timestamp_90k - rec.row.media_start_90k >= limit;
                 if new_params || f.meta.discontinuity || rotate || f.gap_before {
                     break;
                 }
             }
             let size = f.data.len() as u64;
-            if bytes + size + 4096 > pool_room && n > 0 {
+            let header = u64::from(format::RECORD_FIXED_BYTES) + 8 * (n as u64 + 1) + params_len;
+            if n > 0 && header + bytes + size > pool_room {
                 break;
             }
             // The duration: to the next frame when it continues this one.
-            let next = st.s.ring.peek(n + 1);
-            let raw = match next {
+            let raw = match st.s.ring.peek(n + 1) {
                 Some(nf) if !nf.meta.discontinuity => nf.meta.timestamp_90k - f.meta.timestamp_90k,
-                _ => st.last_duration,
+                _ => p.last_duration,
             };
             let raw = if raw <= 0 || raw > MAX_FRAME_DURATION {
-                st.last_duration
+                p.last_duration
             } else {
                 raw
             };
-            st.last_duration = raw;
+            p.last_duration = raw;
             // Drift correction, with the rounding remainder carried.
-            let scaled = raw * rec.correction_ppm + rec.carry;
-            rec.carry = scaled % 1_000_000;
+            let scaled = raw * rec.correction_ppm + p.carry;
+            p.carry = scaled % 1_000_000;
             let duration = (raw + scaled / 1_000_000).max(1);
-            self.pending.entries.push(FrameEntry {
+            p.entries.push(FrameEntry {
                 duration_90k: u32::try_from(duration).unwrap_or(u32::MAX),
                 size: u32::try_from(size).unwrap_or(u32::MAX),
                 key: f.meta.key,
@@ -499,7 +500,6 @@ impl Writer {
                 format::encode_first_params(&st.s.camera, st.s.kind, &st.params, &mut p);
                 p
             },
-            media_end_90k: first.meta.timestamp_90k,
             correction_ppm,
             carry: 0,
             gap_pending: first.gap_before,
@@ -534,47 +534,40 @@ impl Writer {
         self.closed.push(rec.row);
     }
 
-    /// Writes the first `n` ring frames of stream `i` as one record.
+    /// Writes the first `n` ring frames of stream `i` as the record
+    /// `self.pending` describes.
     fn write_record(&mut self, i: usize, n: usize) -> Result<(), WriterError> {
         let payload_len: u64 = self.pending.entries.iter().map(|e| u64::from(e.size)).sum();
         let st = &mut self.streams[i];
-        let Some(rec) = st.rec.as_mut() else {
+        let (Some(rec), Some(first)) = (st.rec.as_mut(), st.s.ring.peek(0)) else {
             return Ok(());
         };
-        let first_ts = match st.s.ring.peek(0) {
-            Some(f) => f.meta.timestamp_90k,
-            None => return Ok(()),
-        };
-        let mut flags = 0;
-        if rec.next_sequence == 0 {
-            flags |= FLAG_FIRST;
-        }
-        if rec.gap_pending {
-            flags |= FLAG_GAP;
-        }
+        let is_first = rec.next_sequence == 0;
         let header = RecordHeader {
-            flags,
+            flags: if is_first { FLAG_FIRST } else { 0 }
+                | if rec.gap_pending { FLAG_GAP } else { 0 },
             generation: self.pos.generation,
             stream_id: st.s.stream_id,
             recording_id: u64::try_from(rec.row.id).unwrap_or(0),
             sequence: rec.next_sequence,
-            media_start_90k: first_ts,
+            media_start_90k: first.meta.timestamp_90k,
             start_wall_90k: rec.row.start_90k,
-            frames: self.pending.entries.clone(),
-            params: (rec.next_sequence == 0).then(|| rec.params.clone()),
+            // Lent to the header and handed back below: no copy per record.
+            frames: std::mem::take(&mut self.pending.entries),
+            params: is_first.then(|| rec.params.clone()),
             payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
         };
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(n + 1);
-        for k in 0..n {
-            if let Some(f) = st.s.ring.peek(k) {
-                parts.push(f.data);
-            }
-        }
-        header.encode(&parts, &mut self.header_buf);
-        let total = self.header_buf.len() as u64 + payload_len;
+        let mut iov: Vec<&[u8]> = Vec::with_capacity(n + 1);
+        iov.push(&[]);
+        iov.extend((0..n).filter_map(|k| st.s.ring.peek(k)).map(|f| f.data));
+        header.encode(&iov[1..], &mut self.header_buf);
+        self.pending.entries = header.frames;
+        iov[0] = &self.header_buf;
+        let header_len = self.header_buf.len() as u64;
+        let total = header_len + payload_len;
         if total > self.pools.size() - POOL_HEADER_BYTES {
             // Cannot fit even an empty pool: drop the frames, count them.
-            drop(parts);
+            drop(iov);
             let st = &mut self.streams[i];
             st.s.ring.release(n);
             self.stats.frames_too_large += n as u64;
@@ -584,30 +577,41 @@ impl Writer {
             return Ok(());
         }
         if self.pos.offset + total > self.pools.size() {
-            drop(parts);
-            // The record goes into the next pool; its header (generation)
-            // is rebuilt when the caller plans it again.
-            self.advance_pool()?;
-            return Ok(());
+            // The record goes into the next pool; the caller plans it again
+            // (its header carries the new pool's generation).
+            drop(iov);
+            return self.advance_pool();
         }
-        let mut iov: Vec<&[u8]> = Vec::with_capacity(n + 1);
-        iov.push(&self.header_buf);
-        iov.extend_from_slice(&parts);
         self.pools
             .write_at(self.pos.pool, self.pos.offset, &iov)
             .map_err(err("writing a pool file"))?;
         drop(iov);
-        drop(parts);
-        let record = RecordRow {
-            recording_id: rec_id(&self.streams[i]),
-            sequence: 0,
+        let st = &mut self.streams[i];
+        let Some(rec) = st.rec.as_mut() else {
+            return Ok(());
+        };
+        self.pending_records.push(RecordRow {
+            recording_id: rec.row.id,
+            sequence: rec.next_sequence,
             pool: self.pos.pool,
             offset: self.pos.offset,
-            header_len: u32::try_from(self.header_buf.len()).unwrap_or(u32::MAX),
+            header_len: u32::try_from(header_len).unwrap_or(u32::MAX),
             payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
             frames: n as u32,
             generation: self.pos.generation,
-        };
+        });
+        rec.next_sequence += 1;
+        rec.gap_pending = false;
+        rec.carry = self.pending.carry;
+        st.last_duration = self.pending.last_duration;
+        for e in &self.pending.entries {
+            rec.index.push(e.duration_90k as i32, e.size as i32, e.key);
+            rec.row.duration_90k += i64::from(e.duration_90k);
+            rec.row.frames += 1;
+            rec.row.key_frames += u32::from(e.key);
+            rec.row.bytes += u64::from(e.size);
+        }
+        st.s.ring.release(n);
         if !self.unsynced.contains(&self.pos.pool) {
             self.unsynced.push(self.pos.pool);
         }
@@ -615,29 +619,6 @@ impl Writer {
         self.stats.records += 1;
         self.stats.bytes_written += total;
         self.stats.video_bytes += payload_len;
-        let st = &mut self.streams[i];
-        if let Some(rec) = st.rec.as_mut() {
-            let mut record = record;
-            record.sequence = rec.next_sequence;
-            rec.next_sequence += 1;
-            rec.gap_pending = false;
-            for e in &self.pending.entries {
-                rec.index.push(e.duration_90k as i32, e.size as i32, e.key);
-                rec.row.duration_90k += i64::from(e.duration_90k);
-                rec.row.frames += 1;
-                rec.row.key_frames += u32::from(e.key);
-                rec.row.bytes += u64::from(e.size);
-            }
-            rec.media_end_90k = first_ts
-                + self
-                    .pending
-                    .entries
-                    .iter()
-                    .map(|e| i64::from(e.duration_90k))
-                    .sum::<i64>();
-            self.pending_records.push(record);
-        }
-        st.s.ring.release(n);
         Ok(())
     }
 
@@ -712,6 +693,16 @@ impl Writer {
     }
 }
 
+/// How far into a recording (media time) the first key frame rotates it:
+/// `segment_seconds`, less the stagger for a stream's first recording.
+fn rotate_after(st: &StreamState) -> i64 {
+    if st.first_recording {
+        (st.s.segment_90k - st.s.stagger_90k).max(TICKS)
+    } else {
+        st.s.segment_90k
+    }
+}
+
 /// `wchar` and `write_bytes` of /proc/self/io (Linux), if readable.
 fn process_io() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/self/io").ok()?;
@@ -721,13 +712,4 @@ fn process_io() -> Option<(u64, u64)> {
             .and_then(|v| v.trim().parse::<u64>().ok())
     };
     Some((field("wchar:")?, field("write_bytes:")?))
-}
-
-fn rec_id(st: &StreamState) -> i64 {
-    st.rec.as_ref().map_or(0, |r| r.row.id)
-}
-
-#[allow(dead_code)]
-fn frame_summary(f: &FrameView<'_>) -> (i64, bool, usize) {
-    (f.meta.timestamp_90k, f.meta.key, f.data.len())
 }
