@@ -6,7 +6,7 @@ use crate::camera;
 use crate::cli::CheckLevel;
 use crate::config::{self, Config};
 use crate::daemon::{self, recorder::Recorder};
-use crate::serve::http::{HttpServer, ServeContext};
+use crate::serve::http::HttpServer;
 use crate::store::{self, db::Db};
 use crate::time::{format_90k, parse_90k, TICKS};
 use std::net::SocketAddr;
@@ -68,17 +68,7 @@ fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
             cfg.http.listen
         );
     }
-    let ctx = Arc::new(ServeContext {
-        statuses: recorder.streams.statuses.clone(),
-        db_path: cfg.storage.db.clone(),
-        storage: cfg.storage.clone(),
-        started: Instant::now(),
-        arena_bytes: u64::from(cfg.memory.arena_mb) * 1024 * 1024,
-        route_hook: Some(crate::serve::view::hook(
-            cfg.storage.db.clone(),
-            recorder.pool_reader.clone(),
-        )),
-    });
+    let ctx = Arc::new(crate::serve::context(cfg, &recorder));
     let http = match HttpServer::start(cfg.http.listen, ctx, cfg.http.max_clients) {
         Ok(h) => h,
         Err(e) => {

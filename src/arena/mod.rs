@@ -42,11 +42,13 @@
 //! A record at most half the ring long always fits into an empty ring,
 //! wherever `head` happens to be; a longer one can never be stored.
 
+mod live;
 mod ring;
 
 #[cfg(test)]
 mod tests;
 
+pub use live::{LiveCursor, LiveRead, LiveTap};
 pub use ring::{FrameView, Frames, RingReader, RingWriter};
 
 use std::fmt;

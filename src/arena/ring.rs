@@ -396,6 +396,11 @@ impl RingWriter {
         self.ring.cap
     }
 
+    /// Read access for live viewers.
+    pub fn tap(&self) -> super::LiveTap {
+        super::LiveTap::stub()
+    }
+
     /// The longest `extra` plus `data` a push can ever store (half the ring,
     /// less the record header).
     pub fn max_frame_len(&self) -> usize {

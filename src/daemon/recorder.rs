@@ -4,7 +4,7 @@
 //! writes out what the rings hold, closes recordings and commits.
 
 use super::{DiscardSink, FrameSink, StopSource, StreamSpec, StreamStatus, Streams};
-use crate::arena::{self, FrameMeta, Push, RingWriter};
+use crate::arena::{self, FrameMeta, LiveTap, Push, RingWriter};
 use crate::config::{Camera, Config, Record, StreamKind};
 use crate::media::Frame;
 use crate::store::format;
@@ -69,6 +69,15 @@ impl FrameSink for RingSink {
     }
 }
 
+/// A stream live viewers can watch: its ring, read through a tap.
+#[derive(Clone)]
+pub struct LiveSource {
+    pub camera: String,
+    pub kind: StreamKind,
+    pub tap: LiveTap,
+    pub status: Arc<StreamStatus>,
+}
+
 /// Whether a camera's stream of this kind is recorded.
 fn recorded(record: Record, kind: StreamKind) -> bool {
     matches!(
@@ -80,6 +89,8 @@ fn recorded(record: Record, kind: StreamKind) -> bool {
 /// Everything recording: the streams and the writer thread.
 pub struct Recorder {
     pub streams: Streams,
+    /// Every stream with a ring, for live viewers.
+    pub live: Vec<LiveSource>,
     /// Reads pool files from other threads, detecting overwrites.
     pub pool_reader: PoolReader,
     writer: Option<std::thread::JoinHandle<WriterStats>>,
@@ -132,6 +143,7 @@ impl Recorder {
         .into_iter();
         let mut sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)> = Vec::new();
         let mut writer_streams = Vec::new();
+        let mut live = Vec::new();
         let n = weights.len() as i64;
         for (spec, cam) in specs.into_iter().zip(recorded_for) {
             let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
@@ -157,6 +169,12 @@ impl Recorder {
                     ring: r,
                     status: status.clone(),
                 });
+                live.push(LiveSource {
+                    camera: spec.camera.clone(),
+                    kind: spec.kind,
+                    tap: w.tap(),
+                    status: status.clone(),
+                });
                 Box::new(RingSink::new(w, status.clone()))
             } else {
                 Box::new(DiscardSink)
@@ -177,6 +195,7 @@ impl Recorder {
         let streams = Streams::start(sinks, spacing);
         Ok(Recorder {
             streams,
+            live,
             pool_reader,
             writer: Some(writer),
             writer_stop,

@@ -41,15 +41,18 @@ const MAX_PARAMS: usize = 16;
 /// takes a body yet). Also the largest that may be dropped unread: tiny_http
 /// 0.12 discards an unread body by allocating all of what is left at once.
 const MAX_BODY: usize = 64 * 1024;
+/// A client that takes no bytes for this long is cut off: its write fails
+/// and its connection closes, freeing the thread and the permit.
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long `stop` waits for long answers still being written.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// The web page, built into the binary.
 const INDEX_HTML: &str = include_str!("../../web-min/index.html");
 
-/// Answers routes this module does not know (the lead's video routes):
-/// `None` passes the request on (in the end, 404). A long answer moves
-/// `req.permit` (already taken for `view.mp4`) or one from `req.permits`
+/// Answers routes this module does not know (the video routes): `None`
+/// passes the request on to the next hook (in the end, 404). A long answer
+/// moves `req.permit` (taken before the hooks run, see [`is_long_route`])
 /// into its [`Body::Stream`].
 pub type RouteHook = Arc<dyn Fn(&mut Req<'_>) -> Option<Reply> + Send + Sync>;
 
@@ -61,7 +64,19 @@ pub struct ServeContext {
     pub started: Instant,
     /// `memory.arena_mb` in bytes, reported by `/api/status`.
     pub arena_bytes: u64,
-    pub route_hook: Option<RouteHook>,
+    /// Tried in order for every path this module does not answer itself.
+    pub route_hooks: Vec<RouteHook>,
+}
+
+/// Whether `/api/cameras/{name}/{what}` is a long answer (video bytes for
+/// as long as the client reads): those hold a [`Permit`] of
+/// `http.max_clients`, taken before any work so that a refused client
+/// costs nothing. Playlists and snapshots are short answers.
+pub fn is_long_route(what: &str) -> bool {
+    what == "mjpeg"
+        || [".mp4", ".ts", ".m4s"]
+            .iter()
+            .any(|ext| what.ends_with(ext))
 }
 
 /// Counts long answers against `max_clients`.
@@ -202,6 +217,9 @@ impl HttpServer {
     ) -> io::Result<HttpServer> {
         let listener = std::net::TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
+        // tiny_http never shows us a connection's socket, but Linux copies
+        // the listening socket's send timeout into every accepted one.
+        set_send_timeout(&listener, SEND_TIMEOUT)?;
         let server = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| io::Error::other(e.to_string()))?;
         let server = Arc::new(server);
@@ -384,6 +402,31 @@ impl Worker {
     }
 }
 
+/// Sets `SO_SNDTIMEO` on a socket.
+fn set_send_timeout(sock: &std::net::TcpListener, t: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: a valid socket descriptor (borrowed for the call), and a
+    // pointer to a timeval with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Ends a long answer's body when the server stops.
 struct StopReader {
     inner: Box<dyn Read + Send>,
@@ -465,27 +508,26 @@ impl Worker {
             },
             ["api", "status"] => self.status(),
             ["api", "cameras", name, "recordings"] => self.recordings(name, &req),
-            ["api", "cameras", name, "view.mp4"] => {
+            ["api", "cameras", name, what] if is_long_route(what) => {
                 if !self.known_camera(name) {
                     return unknown_camera(name);
                 }
-                // Counted before any work: a refused viewer costs nothing.
                 let Some(permit) = self.permits.try_acquire() else {
                     return self.permits.busy();
                 };
                 req.permit = Some(permit);
-                match &self.ctx.route_hook {
-                    Some(hook) => hook(&mut req).unwrap_or_else(|| Reply::error(404, "not found")),
-                    None => Reply::error(501, "view.mp4 is not available yet"),
-                }
+                self.hooks(&mut req)
             }
-            _ => self
-                .ctx
-                .route_hook
-                .as_ref()
-                .and_then(|hook| hook(&mut req))
-                .unwrap_or_else(|| Reply::error(404, "not found")),
+            _ => self.hooks(&mut req),
         }
+    }
+
+    fn hooks(&self, req: &mut Req<'_>) -> Reply {
+        self.ctx
+            .route_hooks
+            .iter()
+            .find_map(|hook| hook(req))
+            .unwrap_or_else(|| Reply::error(404, "not found"))
     }
 
     /// The index, opened on first use and after any error.

@@ -1,6 +1,48 @@
-//! Serving recorded and live video over HTTP (issue 4, in progress).
+//! Serving recorded and live video over HTTP.
+//!
+//! `http` is the server and the JSON API; every video route is a hook of
+//! its own module: `view` (.mp4 of a range), `ts` (MPEG-TS), `hls`
+//! (playlists and fMP4 segments), `live` (live fMP4), `mjpeg` (MJPEG and
+//! snapshots). `route` holds what they share.
 
 pub mod export;
+pub mod fmp4;
+pub mod hls;
 pub mod http;
+pub mod live;
+pub mod mjpeg;
 pub mod mp4;
+pub mod route;
+pub mod ts;
 pub mod view;
+
+use crate::config::Config;
+use crate::daemon::recorder::{LiveSource, Recorder};
+use http::{RouteHook, ServeContext};
+use std::sync::Arc;
+
+/// Every video route, in the order they are tried.
+pub fn hooks(cfg: &Config, rec: &Recorder) -> Vec<RouteHook> {
+    let db = cfg.storage.db.clone();
+    let pools = rec.pool_reader.clone();
+    let live: Arc<Vec<LiveSource>> = Arc::new(rec.live.clone());
+    vec![
+        view::hook(db.clone(), pools.clone()),
+        ts::hook(db.clone(), pools.clone()),
+        hls::hook(db, pools, live.clone()),
+        live::hook(live.clone()),
+        mjpeg::hook(live),
+    ]
+}
+
+/// What the HTTP server needs to serve `rec`, recording under `cfg`.
+pub fn context(cfg: &Config, rec: &Recorder) -> ServeContext {
+    ServeContext {
+        statuses: rec.streams.statuses.clone(),
+        db_path: cfg.storage.db.clone(),
+        storage: cfg.storage.clone(),
+        started: std::time::Instant::now(),
+        arena_bytes: u64::from(cfg.memory.arena_mb) * 1024 * 1024,
+        route_hooks: hooks(cfg, rec),
+    }
+}

@@ -46,8 +46,45 @@ fn codec_of(name: &str) -> Option<Codec> {
     }
 }
 
+/// A range of one stream as frames with their places in the pools: what
+/// every recorded-video format (.mp4, MPEG-TS, HLS segments) is made from.
+#[derive(Debug)]
+pub struct Plan {
+    /// The sample entries the segments refer to, by index.
+    pub entries: Vec<Mp4SampleEntry>,
+    /// Consecutive runs of frames (one per recording), each starting with a
+    /// key frame; gaps between them are collapsed.
+    pub segments: Vec<Mp4Segment>,
+    /// Media to skip at the start: the first segment starts at the key frame
+    /// at or before the requested start.
+    pub skip_90k: u32,
+    /// Media to play after the skip (at most the requested span).
+    pub duration_90k: u64,
+    /// Wall-clock start of the first frame, 90 kHz units since the epoch.
+    pub first_start_90k: i64,
+}
+
+impl Plan {
+    /// Frames in the plan.
+    pub fn frames(&self) -> usize {
+        self.segments.iter().map(|s| s.frames.len()).sum()
+    }
+}
+
 /// Plans the .mp4 of `stream_id` over `[start_90k, end_90k)`.
 pub fn plan(db: &Db, stream_id: u32, start_90k: i64, end_90k: i64) -> Result<Mp4File, ViewError> {
+    let p = plan_frames(db, stream_id, start_90k, end_90k)?;
+    let created = u64::try_from(p.first_start_90k.max(0) / 90_000).unwrap_or(0);
+    mp4::build(p.entries, p.segments, p.skip_90k, p.duration_90k, created).map_err(ViewError::Mp4)
+}
+
+/// The frames of `stream_id` over `[start_90k, end_90k)`, from the index.
+pub fn plan_frames(
+    db: &Db,
+    stream_id: u32,
+    start_90k: i64,
+    end_90k: i64,
+) -> Result<Plan, ViewError> {
     let idx = |e: crate::store::db::DbError| ViewError::Index(e.to_string());
     let recordings = db.recordings(stream_id, start_90k, end_90k).map_err(idx)?;
     let mut entries: Vec<(i64, Mp4SampleEntry)> = Vec::new();
@@ -153,15 +190,13 @@ pub fn plan(db: &Db, stream_id: u32, start_90k: i64, end_90k: i64) -> Result<Mp4
     }
     let duration = total_90k.saturating_sub(u64::from(skip_90k));
     let duration = duration.min(u64::try_from(end_90k - start_90k).unwrap_or(u64::MAX));
-    let created = u64::try_from(first_start.unwrap_or(0).max(0) / 90_000).unwrap_or(0);
-    mp4::build(
-        entries.into_iter().map(|(_, e)| e).collect(),
+    Ok(Plan {
+        entries: entries.into_iter().map(|(_, e)| e).collect(),
         segments,
         skip_90k,
-        duration,
-        created,
-    )
-    .map_err(ViewError::Mp4)
+        duration_90k: duration,
+        first_start_90k: first_start.unwrap_or(0),
+    })
 }
 
 /// Frame bytes from the pool files; an overwritten pool is an error, so a
@@ -255,45 +290,15 @@ pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>,
 pub fn hook(db_path: std::path::PathBuf, pools: PoolReader) -> super::http::RouteHook {
     use super::http::{Body, Reply};
     std::sync::Arc::new(move |req| {
-        if req.segments.len() != 4
-            || req.segments[0] != "api"
-            || req.segments[1] != "cameras"
-            || req.segments[3] != "view.mp4"
-        {
-            return None;
-        }
-        let camera = req.segments[2].clone();
-        let stream = req.param("stream").unwrap_or("main").to_owned();
-        if stream != "main" && stream != "sub" {
-            return Some(Reply::error(400, "stream: must be main or sub"));
-        }
-        let time = |name: &str| -> Result<i64, Reply> {
-            let v = req
-                .param(name)
-                .ok_or_else(|| Reply::error(400, &format!("{name}: missing")))?;
-            crate::time::parse_90k(v).map_err(|e| Reply::error(400, &format!("{name}: {e}")))
-        };
-        let (start, end) = match (time("start"), time("end")) {
-            (Ok(s), Ok(e)) if e > s => (s, e),
-            (Ok(_), Ok(_)) => return Some(Reply::error(400, "end: must be after start")),
+        use super::route;
+        let camera = route::camera_route(req, "view.mp4")?.to_owned();
+        let (kind, (start, end)) = match (route::stream_param(req), route::time_range(req)) {
+            (Ok(k), Ok(r)) => (k, r),
             (Err(r), _) | (_, Err(r)) => return Some(r),
         };
-        let db = match Db::open_read_only(&db_path) {
-            Ok(d) => d,
-            Err(e) => return Some(Reply::error(503, &format!("index: {e}"))),
-        };
-        let id = match db.streams() {
-            Ok(s) => s
-                .into_iter()
-                .find(|s| s.camera == camera && s.kind == stream)
-                .map(|s| s.id),
-            Err(e) => return Some(Reply::error(500, &format!("index: {e}"))),
-        };
-        let Some(id) = id else {
-            return Some(Reply::error(
-                404,
-                &format!("no recordings of {camera}/{stream}"),
-            ));
+        let (db, id) = match route::recorded_stream(&db_path, &camera, kind) {
+            Ok(x) => x,
+            Err(r) => return Some(r),
         };
         let file = match plan(&db, id, start, end) {
             Ok(f) => std::sync::Arc::new(f),
