@@ -53,6 +53,10 @@ pub struct Http {
     pub listen: SocketAddr,
     pub auth: bool,
     pub max_clients: u32,
+    /// Most JPEG pictures per second per stream that `mjpeg` sends and
+    /// that are decoded for it (an extension to SPEC.md's table, default 2):
+    /// decoding H.264 costs a small board's CPU.
+    pub mjpeg_fps: u32,
 }
 
 /// Process-wide settings; an extension to SPEC.md's table.
@@ -264,6 +268,7 @@ impl Config {
         let _ = writeln!(s, "listen = {}", q(&self.http.listen.to_string()));
         let _ = writeln!(s, "auth = {}", self.http.auth);
         let _ = writeln!(s, "max_clients = {}", self.http.max_clients);
+        let _ = writeln!(s, "mjpeg_fps = {}", self.http.mjpeg_fps);
         let _ = writeln!(s, "\n[system]");
         let _ = writeln!(
             s,

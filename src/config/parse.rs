@@ -116,7 +116,7 @@ impl<'t> Walker<'t> {
         }
 
         let h = section("http");
-        h.allow(&["listen", "auth", "max_clients"])?;
+        h.allow(&["listen", "auth", "max_clients", "mjpeg_fps"])?;
         let listen = match h.string("listen")? {
             None => SocketAddr::from(([0, 0, 0, 0], 8080)),
             Some(v) => v.parse().map_err(|_| {
@@ -130,6 +130,7 @@ impl<'t> Walker<'t> {
             listen,
             auth: h.bool("auth")?.unwrap_or(true),
             max_clients: h.int("max_clients", 1, 4096)?.unwrap_or(16),
+            mjpeg_fps: h.int("mjpeg_fps", 1, 30)?.unwrap_or(2),
         };
 
         let y = section("system");
@@ -423,6 +424,7 @@ enabled = true
         assert_eq!(c.memory.arena_mb, 8);
         assert_eq!(c.memory.max_frame_kb, 2048);
         assert!(c.http.auth);
+        assert_eq!(c.http.mjpeg_fps, 2);
         assert!(c.cameras.is_empty());
     }
 
@@ -446,6 +448,8 @@ enabled = true
             ("[storage]\npools = \"4\"\n", "storage.pools", 2, "whole number"),
             ("[http]\nlisten = \"nope\"\n", "http.listen", 2, "address"),
             ("[http]\nauth = 1\n", "http.auth", 2, "true or false"),
+            ("[http]\nmjpeg_fps = 0\n", "http.mjpeg_fps", 2, "between 1"),
+            ("[http]\nmjpeg_fps = 31\n", "http.mjpeg_fps", 2, "30"),
             (
                 "[[camera]]\nname = \"Front Door\"\nurl = \"rtsp://h/\"\n",
                 "camera[1].name",

@@ -1,11 +1,739 @@
-//! `mjpeg` (multipart/x-mixed-replace) and `snapshot.jpg` from a stream's
-//! ring. (STUB: comes with the playback work.)
+//! `mjpeg` (multipart/x-mixed-replace) and `snapshot.jpg` of a live stream.
+//!
+//! Making a picture is the expensive part on a small board, so it is done
+//! once per stream, not per viewer: a stream that someone is looking at
+//! has one producer thread, which takes the newest key frame from the
+//! stream's ring at most `http.mjpeg_fps` times a second and turns it into
+//! a JPEG. JPEG streams pass through as they are; H.264 key frames are
+//! decoded (see [`decode`]); H.265 is refused with 415, as no decoder for
+//! it builds for both target boards. Every viewer and snapshot reads the
+//! one cached picture. The producer keeps its decoder while pictures are
+//! asked for and ends, dropping it, [`IDLE`] after the last request.
+//!
+//! Only key frames are turned into pictures, so an H.264 stream gives one
+//! picture per GOP (cameras send a key frame every 1 to 4 s), at most
+//! `mjpeg_fps`; a JPEG stream gives `mjpeg_fps`.
 
-use super::http::RouteHook;
+mod decode;
+
+use super::http::{Body, Reply, Req, RouteHook};
+use super::route::{camera_route, stream_param};
+use crate::arena::{LiveCursor, LiveRead, LiveTap};
+use crate::config::{Config, StreamKind};
 use crate::daemon::recorder::LiveSource;
-use std::sync::Arc;
+use crate::daemon::StreamState;
+use crate::media::{Codec, VideoParams};
+use crate::store::format::decode_params;
+use decode::{H264Decoder, MAX_PIXELS, QUALITY};
+use std::io::{self, Read};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-/// The `mjpeg` and `snapshot.jpg` routes.
-pub fn hook(_live: Arc<Vec<LiveSource>>) -> RouteHook {
-    Arc::new(|_req| None)
+/// The multipart boundary; never occurs in a JPEG's part headers, and a
+/// JPEG's bytes are delimited by `Content-Length` as well.
+const BOUNDARY: &str = "vigil-mjpeg-boundary";
+const CONTENT_TYPE: &str = "multipart/x-mixed-replace; boundary=vigil-mjpeg-boundary";
+/// The part header that is sent ahead, at the end of the previous part.
+const PART_TYPE: &[u8] = b"Content-Type: image/jpeg\r\n";
+/// A producer (and its decoder, tens of MB for a large picture) lives on
+/// this long after the last viewer left or the last snapshot was taken.
+const IDLE: Duration = Duration::from_secs(15);
+/// How often a producer looks for a newer key frame while viewers wait.
+const POLL: Duration = Duration::from_millis(40);
+/// An mjpeg body hands control back to the server at least this often, so
+/// that it ends promptly when the server stops.
+const WAKE: Duration = Duration::from_secs(1);
+/// An mjpeg response without a new picture for this long ends: the
+/// camera is gone, and the client may retry.
+const DEAD: Duration = Duration::from_secs(10);
+/// How long a snapshot waits for a picture to be made.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+/// tiny_http 0.12 sends a chunked body in 8 KiB chunks and keeps the last
+/// partial chunk until more is written; see [`part_tail`].
+const CHUNK: u64 = 8192;
+/// Longest padding header line (see [`part_tail`]).
+const PAD_LINE: usize = 512;
+/// Shortest padding header line: `X-Pad: \r\n`.
+const PAD_MIN: usize = 9;
+
+/// The `mjpeg` and `snapshot.jpg` routes of every live stream, paced by
+/// `cfg.http.mjpeg_fps`.
+pub fn hook(live: Arc<Vec<LiveSource>>, cfg: &Config) -> RouteHook {
+    let interval = Duration::from_secs(1) / cfg.http.mjpeg_fps.max(1);
+    let hub = Hub {
+        streams: live
+            .iter()
+            .map(|src| {
+                Arc::new(Stream {
+                    src: src.clone(),
+                    interval,
+                    state: Mutex::new(State {
+                        latest: None,
+                        seq: 0,
+                        viewers: 0,
+                        waiting: 0,
+                        demand_at: Instant::now(),
+                        producer: false,
+                        closed: false,
+                        failure: None,
+                        failures: 0,
+                    }),
+                    changed: Condvar::new(),
+                })
+            })
+            .collect(),
+        cameras: cfg.cameras.iter().map(|c| c.name.clone()).collect(),
+    };
+    Arc::new(move |req| hub.route(req))
 }
+
+/// Every live stream's picture cache; dropping it (with the server's
+/// routes) ends the producers.
+struct Hub {
+    streams: Vec<Arc<Stream>>,
+    /// Every configured camera, to tell "unknown" from "not live".
+    cameras: Vec<String>,
+}
+
+struct Stream {
+    src: LiveSource,
+    /// At most one picture per this.
+    interval: Duration,
+    state: Mutex<State>,
+    /// Signalled on a new picture, a failure, a change of demand, close.
+    changed: Condvar,
+}
+
+struct State {
+    latest: Option<Arc<Picture>>,
+    /// Pictures made so far (wrapping); `latest` has this number.
+    seq: u32,
+    /// mjpeg responses being served.
+    viewers: u32,
+    /// Snapshot requests waiting for a picture.
+    waiting: u32,
+    /// Last time demand changed: the producer's idle clock.
+    demand_at: Instant,
+    /// A producer thread is running.
+    producer: bool,
+    closed: bool,
+    /// Why the last attempt made no picture; cleared by the next picture.
+    failure: Option<Failure>,
+    /// Failures so far (wrapping), so a waiter sees one that happened
+    /// while it waited.
+    failures: u32,
+}
+
+struct Picture {
+    jpeg: Vec<u8>,
+    seq: u32,
+    /// The key frame it was made from.
+    key: LiveCursor,
+    made: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct Failure {
+    status: u16,
+    message: String,
+    /// The stream cannot give pictures at all (codec, size): viewers stop.
+    fatal: bool,
+}
+
+impl Failure {
+    fn reply(&self) -> Reply {
+        Reply::error(self.status, &self.message)
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        for s in &self.streams {
+            s.lock().closed = true;
+            s.changed.notify_all();
+        }
+    }
+}
+
+impl Hub {
+    fn route(&self, req: &mut Req<'_>) -> Option<Reply> {
+        let (camera, is_mjpeg) = match (
+            camera_route(req, "mjpeg"),
+            camera_route(req, "snapshot.jpg"),
+        ) {
+            (Some(c), _) => (c.to_owned(), true),
+            (None, Some(c)) => (c.to_owned(), false),
+            (None, None) => return None,
+        };
+        let stream = match self.pick(req, &camera) {
+            Ok(s) => s,
+            Err(r) => return Some(r),
+        };
+        if let Err(f) = stream.check_codec() {
+            return Some(f.reply());
+        }
+        Some(if is_mjpeg {
+            start_mjpeg(req, stream)
+        } else {
+            stream.snapshot()
+        })
+    }
+
+    /// The stream asked for, or by default the sub stream when it is live
+    /// (cheaper to decode), else the main stream.
+    fn pick(&self, req: &Req<'_>, camera: &str) -> Result<&Arc<Stream>, Reply> {
+        let explicit = match req.param("stream") {
+            None => None,
+            Some(_) => Some(stream_param(req)?),
+        };
+        let of = |kind: StreamKind| {
+            self.streams
+                .iter()
+                .find(|s| s.src.camera == camera && s.src.kind == kind)
+        };
+        let (main, sub) = (of(StreamKind::Main), of(StreamKind::Sub));
+        if main.is_none() && sub.is_none() {
+            return Err(if self.cameras.iter().any(|c| c == camera) {
+                Reply::error(
+                    404,
+                    &format!("camera {camera:?} has no live stream: none of its streams is recorded"),
+                )
+            } else {
+                Reply::error(404, &format!("no camera named {camera:?}"))
+            });
+        }
+        let streaming =
+            |s: &Arc<Stream>| s.src.status.snapshot().state == StreamState::Streaming;
+        let chosen = match explicit {
+            Some(StreamKind::Main) => main,
+            Some(StreamKind::Sub) => sub,
+            None => sub.filter(|s| streaming(s)).or(main).or(sub),
+        };
+        chosen.ok_or_else(|| {
+            let kind = explicit.map_or("", StreamKind::name);
+            Reply::error(
+                404,
+                &format!("camera {camera:?} has no live {kind} stream: only recorded streams are live"),
+            )
+        })
+    }
+}
+
+/// Starts an mjpeg response: the viewer counts as demand until it ends.
+fn start_mjpeg(req: &mut Req<'_>, stream: &Arc<Stream>) -> Reply {
+    let headers = vec![("Cache-Control", "no-cache, no-store".to_owned())];
+    if req.head {
+        return Reply {
+            status: 200,
+            content_type: CONTENT_TYPE,
+            headers,
+            body: Body::Bytes(Vec::new()),
+        };
+    }
+    let Some(permit) = req.permit.take().or_else(|| req.permits.try_acquire()) else {
+        return req.permits.busy();
+    };
+    let viewer = match Viewer::attach(stream.clone()) {
+        Ok(v) => v,
+        Err(f) => return f.reply(),
+    };
+    Reply {
+        status: 200,
+        content_type: CONTENT_TYPE,
+        headers,
+        body: Body::Stream {
+            reader: Box::new(viewer),
+            len: None,
+            permit,
+        },
+    }
+}
+
+fn jpeg_reply(p: &Picture) -> Reply {
+    Reply {
+        status: 200,
+        content_type: "image/jpeg",
+        headers: vec![("Cache-Control", "no-cache, no-store".to_owned())],
+        body: Body::Bytes(p.jpeg.clone()),
+    }
+}
+
+impl Stream {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, st: MutexGuard<'a, State>, t: Duration) -> MutexGuard<'a, State> {
+        match self.changed.wait_timeout(st, t) {
+            Ok((st, _)) => st,
+            Err(e) => e.into_inner().0,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{}/{}", self.src.camera, self.src.kind.name())
+    }
+
+    /// The stream's current parameters, if it has stored any.
+    fn params(&self) -> Option<VideoParams> {
+        let mut buf = Vec::new();
+        if !self.src.tap.params(&mut buf) {
+            return None;
+        }
+        decode_params(&buf).ok()
+    }
+
+    /// Whether pictures can be made of this stream as it is now.
+    fn check_codec(&self) -> Result<(), Failure> {
+        match self.params() {
+            None => Err(Failure {
+                status: 503,
+                message: format!("no frame from {} yet", self.label()),
+                fatal: false,
+            }),
+            Some(p) => supported(&p, &self.label()),
+        }
+    }
+
+    /// Whether `p` is as new as a picture can be: made from the newest key
+    /// frame, or within the last interval.
+    fn fresh(&self, p: &Picture) -> bool {
+        p.made.elapsed() < self.interval || self.src.tap.latest_key() == Some(p.key)
+    }
+
+    /// Starts the producer thread unless one runs.
+    fn ensure_producer(self: &Arc<Self>, st: &mut State) -> Result<(), Failure> {
+        if st.producer {
+            return Ok(());
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mjpeg-{}", self.src.camera))
+            .spawn(move || produce(me));
+        match spawned {
+            Ok(_) => {
+                st.producer = true;
+                Ok(())
+            }
+            Err(e) => Err(Failure {
+                status: 503,
+                message: format!("cannot start a picture thread: {e}"),
+                fatal: true,
+            }),
+        }
+    }
+
+    /// `snapshot.jpg`: the cached picture when fresh, else the next one
+    /// made (the producer starts on the newest key frame at once).
+    fn snapshot(self: &Arc<Self>) -> Reply {
+        let mut st = self.lock();
+        if let Some(p) = st.latest.as_ref().filter(|p| self.fresh(p)) {
+            return jpeg_reply(p);
+        }
+        st.waiting += 1;
+        st.demand_at = Instant::now();
+        let started = self.ensure_producer(&mut st);
+        let seq0 = st.latest.as_ref().map(|p| p.seq);
+        let failures0 = st.failures;
+        let deadline = Instant::now() + SNAPSHOT_WAIT;
+        let reply = loop {
+            if let Err(f) = &started {
+                break f.reply();
+            }
+            if st.closed {
+                break Reply::error(503, "server stopping");
+            }
+            if let Some(p) = st.latest.as_ref().filter(|p| Some(p.seq) != seq0) {
+                break jpeg_reply(p);
+            }
+            if st.failures != failures0 {
+                if let Some(f) = &st.failure {
+                    break f.reply();
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Reply::error(
+                    503,
+                    &format!(
+                        "no picture from {} within {} s",
+                        self.label(),
+                        SNAPSHOT_WAIT.as_secs()
+                    ),
+                );
+            }
+            st = self.wait(st, deadline - now);
+        };
+        st.waiting -= 1;
+        st.demand_at = Instant::now();
+        reply
+    }
+}
+
+/// Whether pictures can be made of a stream with parameters `p`.
+fn supported(p: &VideoParams, label: &str) -> Result<(), Failure> {
+    let refuse = |message: String| {
+        Err(Failure {
+            status: 415,
+            message,
+            fatal: true,
+        })
+    };
+    match p.codec {
+        Codec::Jpeg => Ok(()),
+        Codec::H265 => refuse(format!(
+            "{label} is H.265, which Vigil cannot turn into JPEG (no H.265 decoder builds for its boards); \
+             use an H.264 or MJPEG stream, such as the camera's sub stream"
+        )),
+        Codec::H264 if !decode::AVAILABLE => {
+            refuse(format!("{label} is H.264, and {}", decode::DecodeError::NotBuilt))
+        }
+        Codec::H264 if u32::from(p.width) * u32::from(p.height) > MAX_PIXELS => refuse(format!(
+            "{label} is {}x{}: decoding pictures larger than 1920x1080 costs a small board too much memory; \
+             use the camera's sub stream",
+            p.width, p.height
+        )),
+        Codec::H264 => Ok(()),
+    }
+}
+
+/// The producer thread of one stream: a picture from each newer key frame,
+/// at most one per interval, while anyone asks; ends after [`IDLE`]
+/// without demand, or when the routes are dropped.
+fn produce(stream: Arc<Stream>) {
+    let mut maker = Maker::default();
+    let mut last_key: Option<LiveCursor> = None;
+    let mut last_made: Option<Instant> = None;
+    loop {
+        {
+            let mut st = stream.lock();
+            loop {
+                if st.closed {
+                    st.producer = false;
+                    return;
+                }
+                let now = Instant::now();
+                if st.viewers == 0 && st.waiting == 0 {
+                    let idle = now.saturating_duration_since(st.demand_at);
+                    if idle >= IDLE {
+                        st.producer = false;
+                        return;
+                    }
+                    st = stream.wait(st, IDLE - idle);
+                    continue;
+                }
+                match last_made.map(|t| t + stream.interval) {
+                    Some(due) if due > now => st = stream.wait(st, due - now),
+                    _ => break,
+                }
+            }
+        }
+        let cursor = stream.src.tap.latest_key();
+        let Some(cursor) = cursor.filter(|c| Some(*c) != last_key) else {
+            // No newer key frame yet.
+            let st = stream.lock();
+            drop(stream.wait(st, POLL));
+            continue;
+        };
+        let made = maker.picture(&stream.src.tap, cursor, &stream.label());
+        let mut st = stream.lock();
+        match made {
+            Ok(Some(jpeg)) => {
+                st.seq = st.seq.wrapping_add(1);
+                st.latest = Some(Arc::new(Picture {
+                    jpeg,
+                    seq: st.seq,
+                    key: cursor,
+                    made: Instant::now(),
+                }));
+                st.failure = None;
+                last_key = Some(cursor);
+                last_made = Some(Instant::now());
+            }
+            // Overwritten before it was read: a newer one will come.
+            Ok(None) => {}
+            Err(f) => {
+                log::debug!("mjpeg {}: {}", stream.label(), f.message);
+                st.failure = Some(f);
+                st.failures = st.failures.wrapping_add(1);
+                // Not retried: the next key frame is.
+                last_key = Some(cursor);
+            }
+        }
+        drop(st);
+        stream.changed.notify_all();
+    }
+}
+
+/// What a producer keeps between pictures: the decoder (made on first use)
+/// and buffers reused from frame to frame.
+#[derive(Default)]
+struct Maker {
+    decoder: Option<H264Decoder>,
+    data: Vec<u8>,
+    extra: Vec<u8>,
+    params: Vec<u8>,
+}
+
+impl Maker {
+    /// The JPEG of the key frame under `cursor`; `None` if it is gone.
+    fn picture(
+        &mut self,
+        tap: &LiveTap,
+        cursor: LiveCursor,
+        label: &str,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let mut c = cursor;
+        match tap.read(&mut c, &mut self.extra, &mut self.data, Duration::ZERO) {
+            LiveRead::Frame { .. } => {}
+            LiveRead::Timeout | LiveRead::Overrun => return Ok(None),
+        }
+        // The frame's own parameters when it brought new ones, else those
+        // in force (from the newest key frame on: this one).
+        let params = if self.extra.is_empty() {
+            tap.params(&mut self.params);
+            decode_params(&self.params)
+        } else {
+            decode_params(&self.extra)
+        };
+        let params = params.map_err(|e| Failure {
+            status: 502,
+            message: format!("{label}: unreadable codec parameters: {e}"),
+            fatal: false,
+        })?;
+        supported(&params, label)?;
+        let bad = |message: String| Failure {
+            status: 502,
+            message,
+            fatal: false,
+        };
+        match params.codec {
+            Codec::Jpeg => {
+                // The depacketizer rebuilds complete JFIF images; anything
+                // else would be a bug upstream, not a picture to send.
+                if !self.data.starts_with(&[0xff, 0xd8]) {
+                    return Err(bad(format!("{label}: frame is not a JPEG image")));
+                }
+                Ok(Some(self.data.clone()))
+            }
+            Codec::H264 => {
+                if self.decoder.is_none() {
+                    let d = H264Decoder::new().map_err(|e| bad(format!("{label}: {e}")))?;
+                    self.decoder = Some(d);
+                }
+                let Some(d) = self.decoder.as_mut() else {
+                    return Ok(None);
+                };
+                let mut out = Vec::with_capacity(self.data.len());
+                d.key_frame_to_jpeg(&params.decoder_config, &self.data, QUALITY, &mut out)
+                    .map_err(|e| bad(format!("{label}: {e}")))?;
+                Ok(Some(out))
+            }
+            // Refused by `supported` above.
+            Codec::H265 => Ok(None),
+        }
+    }
+}
+
+/// One mjpeg response's body: each new picture as a part, as it comes.
+struct Viewer {
+    stream: Arc<Stream>,
+    /// The part being sent: `head`, the picture, `tail`.
+    pic: Option<Arc<Picture>>,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    /// Bytes of the part already returned.
+    pos: usize,
+    last_seq: Option<u32>,
+    failures_seen: u32,
+    /// Bytes of the body returned so far (for the chunk padding).
+    written: u64,
+    /// Since when no new part has begun.
+    idle_since: Instant,
+}
+
+impl Viewer {
+    fn attach(stream: Arc<Stream>) -> Result<Viewer, Failure> {
+        let failures_seen = {
+            let mut st = stream.lock();
+            stream.ensure_producer(&mut st)?;
+            st.viewers += 1;
+            st.demand_at = Instant::now();
+            st.failures
+        };
+        stream.changed.notify_all();
+        Ok(Viewer {
+            stream,
+            pic: None,
+            head: Vec::with_capacity(64),
+            tail: Vec::with_capacity(64),
+            pos: 0,
+            last_seq: None,
+            failures_seen,
+            written: 0,
+            idle_since: Instant::now(),
+        })
+    }
+
+    /// Copies what is left of the current part into `buf`.
+    fn copy_part(&mut self, buf: &mut [u8]) -> usize {
+        let Some(pic) = &self.pic else {
+            return 0;
+        };
+        let mut n = 0;
+        let mut skip = self.pos;
+        for seg in [&self.head[..], &pic.jpeg[..], &self.tail[..]] {
+            if skip >= seg.len() {
+                skip -= seg.len();
+                continue;
+            }
+            let take = (seg.len() - skip).min(buf.len() - n);
+            buf[n..n + take].copy_from_slice(&seg[skip..skip + take]);
+            n += take;
+            skip = 0;
+            if n == buf.len() {
+                break;
+            }
+        }
+        self.pos += n;
+        self.written += n as u64;
+        if n == 0 {
+            self.pic = None;
+        }
+        n
+    }
+
+    /// Waits (at most [`WAKE`]) for a picture newer than the last sent.
+    fn next_picture(&mut self) -> io::Result<Option<Arc<Picture>>> {
+        let stream = self.stream.clone();
+        let mut st = stream.lock();
+        let deadline = Instant::now() + WAKE;
+        loop {
+            if st.closed {
+                return Err(io::Error::other("server stopping"));
+            }
+            if st.failures != self.failures_seen {
+                self.failures_seen = st.failures;
+                if let Some(f) = st.failure.as_ref().filter(|f| f.fatal) {
+                    return Err(io::Error::other(f.message.clone()));
+                }
+            }
+            if let Some(p) = &st.latest {
+                // The first part may be the cached picture when it is fresh.
+                let new = match self.last_seq {
+                    Some(seq) => p.seq != seq,
+                    None => stream.fresh(p),
+                };
+                if new {
+                    return Ok(Some(p.clone()));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            st = stream.wait(st, deadline - now);
+        }
+    }
+}
+
+impl Read for Viewer {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let n = self.copy_part(buf);
+            if n > 0 {
+                return Ok(n);
+            }
+            match self.next_picture()? {
+                Some(p) => {
+                    self.head.clear();
+                    part_head(self.last_seq.is_none(), p.jpeg.len(), &mut self.head);
+                    let end = self.written + (self.head.len() + p.jpeg.len()) as u64;
+                    self.tail.clear();
+                    part_tail(end, &mut self.tail);
+                    self.last_seq = Some(p.seq);
+                    self.pic = Some(p);
+                    self.pos = 0;
+                    self.idle_since = Instant::now();
+                }
+                None if self.idle_since.elapsed() >= DEAD => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "no picture from {} for {} s",
+                            self.stream.label(),
+                            DEAD.as_secs()
+                        ),
+                    ));
+                }
+                // Back to the server's copy loop, which checks its stop
+                // flag and calls again: an error of this kind is retried,
+                // and ends nothing.
+                None => return Err(io::ErrorKind::Interrupted.into()),
+            }
+        }
+    }
+}
+
+impl Drop for Viewer {
+    fn drop(&mut self) {
+        {
+            let mut st = self.stream.lock();
+            st.viewers = st.viewers.saturating_sub(1);
+            st.demand_at = Instant::now();
+        }
+        self.stream.changed.notify_all();
+    }
+}
+
+/// What goes before a picture: for the first part the opening boundary
+/// and content type, for every part its length.
+fn part_head(first: bool, jpeg_len: usize, out: &mut Vec<u8>) {
+    use std::io::Write;
+    if first {
+        let _ = write!(out, "--{BOUNDARY}\r\n");
+        out.extend_from_slice(PART_TYPE);
+    }
+    let _ = write!(out, "Content-Length: {jpeg_len}\r\n\r\n");
+}
+
+/// What goes after a picture whose last byte ends the body's first `end`
+/// bytes: the boundary that closes it, then the next part's first header.
+///
+/// tiny_http 0.12's chunked encoder (the body's length is unknown) sends
+/// only whole [`CHUNK`]s and keeps the rest until more is written, which
+/// would hold each picture's last few KB back until the next picture
+/// exists. So padding header lines (`X-Pad`, ignored by clients) of the
+/// next part are added until a chunk boundary falls after the closing
+/// boundary: the byte written across it sends the picture whole, and what
+/// stays behind is the start of the next part's headers.
+fn part_tail(end: u64, out: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = write!(out, "\r\n--{BOUNDARY}\r\n");
+    let after = end + out.len() as u64;
+    let gap = (CHUNK - after % CHUNK) % CHUNK;
+    // With no padding, a boundary at `after + gap` is crossed when the
+    // content type line written next is longer than `gap`.
+    let gap = usize::try_from(gap).unwrap_or(0);
+    if gap >= PART_TYPE.len() {
+        let need = (gap + 1 - PART_TYPE.len()).max(PAD_MIN);
+        let lines = need.div_ceil(PAD_LINE);
+        let mut left = need;
+        for i in 0..lines {
+            // Near-even line lengths, each at least PAD_MIN (lines are
+            // hundreds of bytes whenever there is more than one).
+            let len = left / (lines - i);
+            out.extend_from_slice(b"X-Pad: ");
+            out.resize(out.len() + (len - PAD_MIN), b'.');
+            out.extend_from_slice(b"\r\n");
+            left -= len;
+        }
+    }
+    out.extend_from_slice(PART_TYPE);
+}
+
+#[cfg(test)]
+mod tests;

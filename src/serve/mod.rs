@@ -31,7 +31,7 @@ pub fn hooks(cfg: &Config, rec: &Recorder) -> Vec<RouteHook> {
         ts::hook(db.clone(), pools.clone()),
         hls::hook(db, pools, live.clone()),
         live::hook(live.clone()),
-        mjpeg::hook(live),
+        mjpeg::hook(live, cfg),
     ]
 }
 
