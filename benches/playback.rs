@@ -79,7 +79,7 @@ fn main() {
                 &format!("/api/cameras/cam/view.mp4?start={from}&end={to}"),
             ));
         }
-        runs.sort_by(|a, b| a.0.cmp(&b.0));
+        runs.sort_by_key(|r| r.0);
         let (ttfb, total, bytes) = runs[1];
         let body_s = (total - ttfb).as_secs_f64();
         println!(
