@@ -49,6 +49,12 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// part of a 256 MB board's memory. This is plenty for video on a LAN (it
 /// allows 256 MB/s at 1 ms round trip).
 const SEND_BUFFER: libc::c_int = 256 * 1024;
+/// A connection to which nothing was sent for this long is closed: an idle
+/// keep-alive connection, or a client that never finishes its request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections beyond `max_clients` plus this many are closed, idlest
+/// first: each holds a tiny_http thread.
+const SPARE_CONNECTIONS: usize = 32;
 /// How long `stop` waits for long answers still being written.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -211,6 +217,7 @@ pub struct HttpServer {
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     long: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    _reaper: super::reaper::Reaper,
 }
 
 impl HttpServer {
@@ -230,6 +237,11 @@ impl HttpServer {
         let server = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| io::Error::other(e.to_string()))?;
         let server = Arc::new(server);
+        let reaper = super::reaper::Reaper::start(
+            addr.port(),
+            IDLE_TIMEOUT,
+            max_clients as usize + SPARE_CONNECTIONS,
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let long = Arc::new(Mutex::new(Vec::new()));
         let permits = Arc::new(Permits::new(max_clients));
@@ -255,6 +267,7 @@ impl HttpServer {
                         stop,
                         workers,
                         long,
+                        _reaper: reaper,
                     };
                     partial.stop();
                     return Err(e);
@@ -267,6 +280,7 @@ impl HttpServer {
             stop,
             workers,
             long,
+            _reaper: reaper,
         })
     }
 
