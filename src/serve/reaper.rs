@@ -85,7 +85,7 @@ pub fn sweep(port: u16, idle_ms: u32, max_connections: usize) -> usize {
         }
     }
     // Idlest first.
-    conns.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    conns.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
     let over = conns.len().saturating_sub(max_connections);
     let mut closed = 0;
     for (i, &(quiet_ms, fd)) in conns.iter().enumerate() {
