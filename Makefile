@@ -38,7 +38,7 @@ test: toolchain test-deps lint
 
 # Benchmarks that print numbers (release build).
 bench:
-	$(CARGO) bench --bench playback
+	$(CARGO) bench --bench playback --bench viewers
 
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
