@@ -2,17 +2,19 @@
 //!
 //! Making a picture is the expensive part on a small board, so it is done
 //! once per stream, not per viewer: a stream that someone is looking at
-//! has one producer thread, which takes the newest key frame from the
-//! stream's ring at most `http.mjpeg_fps` times a second and turns it into
-//! a JPEG. JPEG streams pass through as they are; H.264 key frames are
-//! decoded (see [`decode`]); H.265 is refused with 415, as no decoder for
-//! it builds for both target boards. Every viewer and snapshot reads the
-//! one cached picture. The producer keeps its decoder while pictures are
-//! asked for and ends, dropping it, [`IDLE`] after the last request.
+//! has one producer thread, which turns the newest key frame in the
+//! stream's ring into a JPEG, at most `http.mjpeg_fps` times a second.
+//! JPEG streams pass through as they are; H.264 key frames are decoded
+//! (see [`decode`]); H.265 is refused with 415, as no decoder for it
+//! builds for both target boards. Every viewer and snapshot reads the one
+//! cached picture. The producer keeps its decoder while pictures are asked
+//! for, and ends, dropping it, [`IDLE`] after the last request.
 //!
-//! Only key frames are turned into pictures, so an H.264 stream gives one
-//! picture per GOP (cameras send a key frame every 1 to 4 s), at most
-//! `mjpeg_fps`; a JPEG stream gives `mjpeg_fps`.
+//! An mjpeg response gets `mjpeg_fps` parts a second, each the newest
+//! picture. Only key frames are decoded, so an H.264 stream has a new
+//! picture once per GOP (cameras send a key frame every 1 to 4 s) and
+//! repeats it in between; a JPEG stream at or above that rate has a new
+//! picture every time.
 
 mod decode;
 
@@ -70,6 +72,7 @@ pub fn hook(live: Arc<Vec<LiveSource>>, cfg: &Config) -> RouteHook {
                     state: Mutex::new(State {
                         latest: None,
                         seq: 0,
+                        tick: 0,
                         viewers: 0,
                         waiting: 0,
                         demand_at: Instant::now(),
@@ -108,6 +111,9 @@ struct State {
     latest: Option<Arc<Picture>>,
     /// Pictures made so far (wrapping); `latest` has this number.
     seq: u32,
+    /// mjpeg parts due so far (wrapping): each viewer sends `latest` when
+    /// this changes.
+    tick: u32,
     /// mjpeg responses being served.
     viewers: u32,
     /// Snapshot requests waiting for a picture.
@@ -397,15 +403,23 @@ fn supported(p: &VideoParams, label: &str) -> Result<(), Failure> {
     }
 }
 
-/// The producer thread of one stream: a picture from each newer key frame,
-/// at most one per interval, while anyone asks; ends after [`IDLE`]
-/// without demand, or when the routes are dropped.
+/// The producer thread of one stream. While snapshots wait, it makes a
+/// picture of each newer key frame as soon as there is one. While mjpeg
+/// viewers watch, it ticks every interval: a picture of the newest key
+/// frame if there is a newer one, and a tick that sends the newest picture
+/// to every viewer (the last one again when the camera gave no newer key
+/// frame, so the stream keeps its rate and its connections stay busy; not
+/// when the camera has stopped sending). Ends after [`IDLE`] without
+/// demand, or when the routes are dropped.
 fn produce(stream: Arc<Stream>) {
+    let tap = &stream.src.tap;
     let mut maker = Maker::default();
     let mut last_key: Option<LiveCursor> = None;
-    let mut last_made: Option<Instant> = None;
+    let mut next_tick = Instant::now();
+    let mut stored = tap.frames_stored();
+    let mut stored_at = Instant::now();
     loop {
-        {
+        let (viewers, waiting) = {
             let mut st = stream.lock();
             loop {
                 if st.closed {
@@ -422,46 +436,69 @@ fn produce(stream: Arc<Stream>) {
                     st = stream.wait(st, IDLE - idle);
                     continue;
                 }
-                match last_made.map(|t| t + stream.interval) {
-                    Some(due) if due > now => st = stream.wait(st, due - now),
-                    _ => break,
+                if st.waiting == 0 && now < next_tick {
+                    st = stream.wait(st, next_tick - now);
+                    continue;
+                }
+                break (st.viewers, st.waiting);
+            }
+        };
+        let now = Instant::now();
+        let n = tap.frames_stored();
+        if n != stored {
+            stored = n;
+            stored_at = now;
+        }
+        let mut made = false;
+        if let Some(cursor) = tap.latest_key().filter(|c| Some(*c) != last_key) {
+            let result = maker.picture(tap, cursor, &stream.label());
+            let mut st = stream.lock();
+            match result {
+                Ok(Some(jpeg)) => {
+                    st.seq = st.seq.wrapping_add(1);
+                    st.latest = Some(Arc::new(Picture {
+                        jpeg,
+                        seq: st.seq,
+                        key: cursor,
+                        made: Instant::now(),
+                    }));
+                    st.failure = None;
+                    last_key = Some(cursor);
+                    made = true;
+                }
+                // Overwritten before it was read: a newer one will come.
+                Ok(None) => {}
+                Err(f) => {
+                    log::debug!("mjpeg {}: {}", stream.label(), f.message);
+                    st.failure = Some(f);
+                    st.failures = st.failures.wrapping_add(1);
+                    // Not retried: the next key frame is.
+                    last_key = Some(cursor);
                 }
             }
         }
-        let cursor = stream.src.tap.latest_key();
-        let Some(cursor) = cursor.filter(|c| Some(*c) != last_key) else {
-            // No newer key frame yet.
+        let now = Instant::now();
+        if viewers > 0 && now >= next_tick {
+            let alive = now.saturating_duration_since(stored_at) < DEAD;
+            let mut st = stream.lock();
+            if alive && st.latest.is_some() {
+                st.tick = st.tick.wrapping_add(1);
+            }
+            drop(st);
+            next_tick += stream.interval;
+            if next_tick < now {
+                // Fell behind (a slow decode): keep the rate from now on
+                // rather than catch up in a burst.
+                next_tick = now + stream.interval;
+            }
+            stream.changed.notify_all();
+        } else if made {
+            stream.changed.notify_all();
+        } else if waiting > 0 {
+            // A snapshot waits for a newer key frame than the last picture.
             let st = stream.lock();
             drop(stream.wait(st, POLL));
-            continue;
-        };
-        let made = maker.picture(&stream.src.tap, cursor, &stream.label());
-        let mut st = stream.lock();
-        match made {
-            Ok(Some(jpeg)) => {
-                st.seq = st.seq.wrapping_add(1);
-                st.latest = Some(Arc::new(Picture {
-                    jpeg,
-                    seq: st.seq,
-                    key: cursor,
-                    made: Instant::now(),
-                }));
-                st.failure = None;
-                last_key = Some(cursor);
-                last_made = Some(Instant::now());
-            }
-            // Overwritten before it was read: a newer one will come.
-            Ok(None) => {}
-            Err(f) => {
-                log::debug!("mjpeg {}: {}", stream.label(), f.message);
-                st.failure = Some(f);
-                st.failures = st.failures.wrapping_add(1);
-                // Not retried: the next key frame is.
-                last_key = Some(cursor);
-            }
         }
-        drop(st);
-        stream.changed.notify_all();
     }
 }
 
@@ -544,7 +581,8 @@ struct Viewer {
     tail: Vec<u8>,
     /// Bytes of the part already returned.
     pos: usize,
-    last_seq: Option<u32>,
+    /// The tick of the last part begun; `None` before the first.
+    last_tick: Option<u32>,
     failures_seen: u32,
     /// Bytes of the body returned so far (for the chunk padding).
     written: u64,
@@ -568,7 +606,7 @@ impl Viewer {
             head: Vec::with_capacity(64),
             tail: Vec::with_capacity(64),
             pos: 0,
-            last_seq: None,
+            last_tick: None,
             failures_seen,
             written: 0,
             idle_since: Instant::now(),
@@ -603,7 +641,8 @@ impl Viewer {
         n
     }
 
-    /// Waits (at most [`WAKE`]) for a picture newer than the last sent.
+    /// Waits (at most [`WAKE`]) for the next tick, and returns the picture
+    /// to send then.
     fn next_picture(&mut self) -> io::Result<Option<Arc<Picture>>> {
         let stream = self.stream.clone();
         let mut st = stream.lock();
@@ -620,11 +659,12 @@ impl Viewer {
             }
             if let Some(p) = &st.latest {
                 // The first part may be the cached picture when it is fresh.
-                let new = match self.last_seq {
-                    Some(seq) => p.seq != seq,
+                let due = match self.last_tick {
+                    Some(t) => st.tick != t,
                     None => stream.fresh(p),
                 };
-                if new {
+                if due {
+                    self.last_tick = Some(st.tick);
                     return Ok(Some(p.clone()));
                 }
             }
@@ -650,11 +690,10 @@ impl Read for Viewer {
             match self.next_picture()? {
                 Some(p) => {
                     self.head.clear();
-                    part_head(self.last_seq.is_none(), p.jpeg.len(), &mut self.head);
+                    part_head(self.written == 0, p.jpeg.len(), &mut self.head);
                     let end = self.written + (self.head.len() + p.jpeg.len()) as u64;
                     self.tail.clear();
                     part_tail(end, &mut self.tail);
-                    self.last_seq = Some(p.seq);
                     self.pic = Some(p);
                     self.pos = 0;
                     self.idle_since = Instant::now();
