@@ -76,6 +76,7 @@ pub fn hook(live: Arc<Vec<LiveSource>>, cfg: &Config) -> RouteHook {
                         viewers: 0,
                         waiting: 0,
                         demand_at: Instant::now(),
+                        frame_at: Instant::now(),
                         producer: false,
                         closed: false,
                         failure: None,
@@ -120,6 +121,9 @@ struct State {
     waiting: u32,
     /// Last time demand changed: the producer's idle clock.
     demand_at: Instant,
+    /// When the producer last saw a new frame in the ring: a camera that
+    /// stopped sending for [`DEAD`] ends the mjpeg responses.
+    frame_at: Instant,
     /// A producer thread is running.
     producer: bool,
     closed: bool,
@@ -175,14 +179,16 @@ impl Hub {
             Ok(s) => s,
             Err(r) => return Some(r),
         };
-        if let Err(f) = stream.check_codec() {
-            return Some(f.reply());
-        }
-        Some(if is_mjpeg {
-            start_mjpeg(req, stream)
-        } else {
-            stream.snapshot()
-        })
+        let mut reply = match stream.check_codec() {
+            Err(f) => f.reply(),
+            Ok(()) if is_mjpeg => start_mjpeg(req, stream),
+            Ok(()) => stream.snapshot(),
+        };
+        // Which stream was chosen, when the request left it to us.
+        reply
+            .headers
+            .push(("X-Vigil-Stream", stream.src.kind.name().to_owned()));
+        Some(reply)
     }
 
     /// The stream asked for, or by default the sub stream when it is live
@@ -202,14 +208,15 @@ impl Hub {
             return Err(if self.cameras.iter().any(|c| c == camera) {
                 Reply::error(
                     404,
-                    &format!("camera {camera:?} has no live stream: none of its streams is recorded"),
+                    &format!(
+                        "camera {camera:?} has no live stream: none of its streams is recorded"
+                    ),
                 )
             } else {
                 Reply::error(404, &format!("no camera named {camera:?}"))
             });
         }
-        let streaming =
-            |s: &Arc<Stream>| s.src.status.snapshot().state == StreamState::Streaming;
+        let streaming = |s: &Arc<Stream>| s.src.status.snapshot().state == StreamState::Streaming;
         let chosen = match explicit {
             Some(StreamKind::Main) => main,
             Some(StreamKind::Sub) => sub,
@@ -219,7 +226,9 @@ impl Hub {
             let kind = explicit.map_or("", StreamKind::name);
             Reply::error(
                 404,
-                &format!("camera {camera:?} has no live {kind} stream: only recorded streams are live"),
+                &format!(
+                    "camera {camera:?} has no live {kind} stream: only recorded streams are live"
+                ),
             )
         })
     }
@@ -319,6 +328,8 @@ impl Stream {
         match spawned {
             Ok(_) => {
                 st.producer = true;
+                // The new producer's clock of frames starts now.
+                st.frame_at = Instant::now();
                 Ok(())
             }
             Err(e) => Err(Failure {
@@ -443,11 +454,11 @@ fn produce(stream: Arc<Stream>) {
                 break (st.viewers, st.waiting);
             }
         };
-        let now = Instant::now();
         let n = tap.frames_stored();
         if n != stored {
             stored = n;
-            stored_at = now;
+            stored_at = Instant::now();
+            stream.lock().frame_at = stored_at;
         }
         let mut made = false;
         if let Some(cursor) = tap.latest_key().filter(|c| Some(*c) != last_key) {
@@ -641,20 +652,22 @@ impl Viewer {
         n
     }
 
-    /// Waits (at most [`WAKE`]) for the next tick, and returns the picture
-    /// to send then.
-    fn next_picture(&mut self) -> io::Result<Option<Arc<Picture>>> {
+    /// Waits (at most [`WAKE`]) for the next tick, and says what to do.
+    fn next_picture(&mut self) -> Next {
         let stream = self.stream.clone();
         let mut st = stream.lock();
         let deadline = Instant::now() + WAKE;
         loop {
             if st.closed {
-                return Err(io::Error::other("server stopping"));
+                return Next::End("the server is stopping".into());
+            }
+            if st.frame_at.elapsed() >= DEAD {
+                return Next::End(format!("no frame from the camera for {} s", DEAD.as_secs()));
             }
             if st.failures != self.failures_seen {
                 self.failures_seen = st.failures;
                 if let Some(f) = st.failure.as_ref().filter(|f| f.fatal) {
-                    return Err(io::Error::other(f.message.clone()));
+                    return Next::End(f.message.clone());
                 }
             }
             if let Some(p) = &st.latest {
@@ -665,16 +678,25 @@ impl Viewer {
                 };
                 if due {
                     self.last_tick = Some(st.tick);
-                    return Ok(Some(p.clone()));
+                    return Next::Picture(p.clone());
                 }
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(None);
+                return Next::Nothing;
             }
             st = stream.wait(st, deadline - now);
         }
     }
+}
+
+/// What a viewer does next.
+enum Next {
+    Picture(Arc<Picture>),
+    /// Nothing yet: back to the server for a moment.
+    Nothing,
+    /// The response is over, for this reason.
+    End(String),
 }
 
 impl Read for Viewer {
@@ -687,8 +709,8 @@ impl Read for Viewer {
             if n > 0 {
                 return Ok(n);
             }
-            match self.next_picture()? {
-                Some(p) => {
+            let why = match self.next_picture() {
+                Next::Picture(p) => {
                     self.head.clear();
                     part_head(self.written == 0, p.jpeg.len(), &mut self.head);
                     let end = self.written + (self.head.len() + p.jpeg.len()) as u64;
@@ -697,22 +719,24 @@ impl Read for Viewer {
                     self.pic = Some(p);
                     self.pos = 0;
                     self.idle_since = Instant::now();
+                    continue;
                 }
-                None if self.idle_since.elapsed() >= DEAD => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "no picture from {} for {} s",
-                            self.stream.label(),
-                            DEAD.as_secs()
-                        ),
-                    ));
-                }
+                Next::Nothing if self.idle_since.elapsed() >= DEAD => format!(
+                    "no picture from {} for {} s",
+                    self.stream.label(),
+                    DEAD.as_secs()
+                ),
                 // Back to the server's copy loop, which checks its stop
                 // flag and calls again: an error of this kind is retried,
                 // and ends nothing.
-                None => return Err(io::ErrorKind::Interrupted.into()),
-            }
+                Next::Nothing => return Err(io::ErrorKind::Interrupted.into()),
+                Next::End(why) => why,
+            };
+            // The end of the body, not an error: tiny_http then writes the
+            // last chunk and flushes it, so the client sees a clean end
+            // (after an error it would leave both unsent).
+            log::info!("mjpeg {}: ending a viewer: {why}", self.stream.label());
+            return Ok(0);
         }
     }
 }

@@ -15,6 +15,9 @@
 //! when dropped. Hence [`MAX_PIXELS`] and the producer dropping an idle
 //! decoder.
 
+// Without the decoder, the bitstream helpers (and their tests) go unused.
+#![cfg_attr(not(feature = "h264-snapshots"), allow(dead_code))]
+
 /// Largest picture decoded, in pixels: 1920x1088 (1080p in whole
 /// macroblocks). A larger main stream costs a small board too much memory
 /// (see the module doc); its sub stream is the one to show.
@@ -288,7 +291,10 @@ mod with_decoder {
             let cb = row(self.u, self.c_stride, r / 2, cw);
             let cr = row(self.v, self.c_stride, r / 2, cw);
             let [yb, cbb, crb, _] = buffers;
-            let Levels { luma: ly, chroma: lc } = self.levels;
+            let Levels {
+                luma: ly,
+                chroma: lc,
+            } = self.levels;
             yb.extend(luma.iter().map(|&v| ly[usize::from(v)]));
             // The decoder's planes always hold whole rows; should one ever
             // be short (an odd last chroma row), mid-grey fills the gap

@@ -1,3 +1,6 @@
+// The helpers below serve the decoder's tests, which need the feature.
+#![cfg_attr(not(feature = "h264-snapshots"), allow(dead_code))]
+
 use super::*;
 use crate::media::h264::H264Depacketizer;
 use crate::media::{Depacketizer, VideoParams};
@@ -100,13 +103,18 @@ pub(crate) fn jpeg_size(j: &[u8]) -> Option<(u16, u16)> {
 #[test]
 fn avcc_to_annexb() {
     // version 1, profile, compat, level, 0xff, one SPS of 3 bytes, one PPS of 2.
-    let avcc = [1, 0x4d, 0x40, 0x1e, 0xff, 0xe1, 0, 3, 0x67, 1, 2, 1, 0, 2, 0x68, 9];
+    let avcc = [
+        1, 0x4d, 0x40, 0x1e, 0xff, 0xe1, 0, 3, 0x67, 1, 2, 1, 0, 2, 0x68, 9,
+    ];
     let mut out = vec![7];
     annexb_from_avcc(&avcc, &mut out).unwrap();
     assert_eq!(out, [7, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 9]);
     // Every truncation is an error, never a panic.
     for n in 0..avcc.len() {
-        assert!(annexb_from_avcc(&avcc[..n], &mut Vec::new()).is_err(), "{n}");
+        assert!(
+            annexb_from_avcc(&avcc[..n], &mut Vec::new()).is_err(),
+            "{n}"
+        );
     }
     let mut v0 = avcc;
     v0[0] = 0;
@@ -169,7 +177,10 @@ fn key_frames_of_the_clip_become_jpegs() {
 #[test]
 fn limited_range_is_expanded() {
     let l = with_decoder::Levels::expand();
-    assert_eq!((l.luma[16], l.luma[235], l.luma[0], l.luma[255]), (0, 255, 0, 255));
+    assert_eq!(
+        (l.luma[16], l.luma[235], l.luma[0], l.luma[255]),
+        (0, 255, 0, 255)
+    );
     // -127.5 rounds up: 0 and 1 are equally right.
     assert!(l.chroma[16] <= 1);
     assert_eq!((l.chroma[128], l.chroma[240]), (128, 255));
@@ -180,5 +191,5 @@ fn limited_range_is_expanded() {
 #[test]
 fn without_the_feature_the_decoder_says_so() {
     assert_eq!(H264Decoder::new().err(), Some(DecodeError::NotBuilt));
-    assert!(!AVAILABLE);
+    const { assert!(!AVAILABLE) };
 }
