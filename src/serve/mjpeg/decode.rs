@@ -9,10 +9,11 @@
 //! the camera's GOP structure, and a lost P-frame never smears one.
 //!
 //! Memory (measured on x86_64 with the clips and with 1080p test streams):
-//! the decoder allocates its picture buffers on the first key frame, about
-//! 4 MB for 640x360 and 38 MB for 1920x1080 (more when the SPS asks for
-//! many reference frames: +19 MB at 8, +56 MB at 16), and gives them back
-//! when dropped. Hence [`MAX_PIXELS`] and the producer dropping an idle
+//! a decoder takes 4 MB, and allocates its picture buffers on the first
+//! key frame: about 3 MB more for 640x360 and 24 MB for 1920x1080. The
+//! SPS handed to it asks for one reference frame whatever the camera's
+//! says (see [`sps`]; a 1080p stream signalling 16 took 94 MB in all
+//! without that). Hence [`MAX_PIXELS`], and the producer dropping an idle
 //! decoder.
 
 // Without the decoder, the bitstream helpers (and their tests) go unused.
@@ -55,8 +56,9 @@ impl std::fmt::Display for DecodeError {
 
 /// Appends the SPS and PPS NAL units of an AVCDecoderConfigurationRecord
 /// (ISO/IEC 14496-15 5.3.3.1) to `out` in Annex B form, each after a
-/// 4-byte start code.
-pub fn annexb_from_avcc(avcc: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
+/// 4-byte start code; with `one_ref`, each SPS asks for one reference
+/// frame (see [`sps`]), when it can be rewritten.
+pub fn annexb_from_avcc(avcc: &[u8], one_ref: bool, out: &mut Vec<u8>) -> Result<(), DecodeError> {
     let bad = DecodeError::Malformed;
     // version, profile, compatibility, level, length size; then the SPS count.
     let sps_count = avcc.get(5).ok_or(bad("avcC too short"))? & 0x1f;
@@ -64,25 +66,28 @@ pub fn annexb_from_avcc(avcc: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeErro
         return Err(bad("avcC version is not 1"));
     }
     let mut at = 6;
-    let sets = |count: u8, at: &mut usize, out: &mut Vec<u8>| -> Result<(), DecodeError> {
-        for _ in 0..count {
-            let len = avcc
-                .get(*at..*at + 2)
-                .ok_or(bad("avcC parameter set length cut short"))?;
-            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let nal = avcc
-                .get(*at + 2..*at + 2 + len)
-                .ok_or(bad("avcC parameter set cut short"))?;
-            out.extend_from_slice(&[0, 0, 0, 1]);
-            out.extend_from_slice(nal);
-            *at += 2 + len;
-        }
-        Ok(())
-    };
-    sets(sps_count, &mut at, out)?;
+    let sets =
+        |count: u8, at: &mut usize, out: &mut Vec<u8>, rewrite: bool| -> Result<(), DecodeError> {
+            for _ in 0..count {
+                let len = avcc
+                    .get(*at..*at + 2)
+                    .ok_or(bad("avcC parameter set length cut short"))?;
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                let nal = avcc
+                    .get(*at + 2..*at + 2 + len)
+                    .ok_or(bad("avcC parameter set cut short"))?;
+                out.extend_from_slice(&[0, 0, 0, 1]);
+                if !rewrite || sps::with_one_reference(nal, out).is_none() {
+                    out.extend_from_slice(nal);
+                }
+                *at += 2 + len;
+            }
+            Ok(())
+        };
+    sets(sps_count, &mut at, out, one_ref)?;
     let pps_count = *avcc.get(at).ok_or(bad("avcC has no PPS count"))?;
     at += 1;
-    sets(pps_count, &mut at, out)?;
+    sets(pps_count, &mut at, out, false)?;
     if sps_count == 0 || pps_count == 0 {
         return Err(bad("avcC lacks an SPS or a PPS"));
     }
@@ -165,7 +170,7 @@ mod with_decoder {
         use h264_reader::nal::sps::SeqParameterSet;
         use h264_reader::rbsp::{BitReader, ByteReader};
         let mut annexb = Vec::new();
-        if annexb_from_avcc(avcc, &mut annexb).is_err() {
+        if annexb_from_avcc(avcc, false, &mut annexb).is_err() {
             return false;
         }
         // The first SPS: after the first start code, up to the next.
@@ -210,7 +215,7 @@ mod with_decoder {
             // The parameter sets go in front of every key frame, as cameras
             // send them: the decoder needs nothing from an earlier frame,
             // and an unchanged SPS keeps its buffers.
-            annexb_from_avcc(avcc, &mut self.annexb)?;
+            annexb_from_avcc(avcc, true, &mut self.annexb)?;
             annexb_from_frame(frame, &mut self.annexb)?;
             let yuv = match self.decoder.decode(&self.annexb) {
                 Ok(Some(yuv)) => yuv,
@@ -330,5 +335,6 @@ impl H264Decoder {
     }
 }
 
+mod sps;
 #[cfg(test)]
 mod tests;

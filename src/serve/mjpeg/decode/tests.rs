@@ -36,12 +36,19 @@ fn nal_units(mut b: &[u8]) -> Vec<&[u8]> {
 /// them: each access unit through the real depacketizer, one RTP packet
 /// per NAL unit.
 pub(crate) fn clip_frames() -> Vec<(VideoParams, Vec<u8>, bool)> {
+    let out = frames_of(H264_CLIP);
+    assert_eq!(out.len(), 100, "the clip has 100 frames");
+    out
+}
+
+/// The frames of an Annex B H.264 stream, as the recorder stores them.
+fn frames_of(annexb: &[u8]) -> Vec<(VideoParams, Vec<u8>, bool)> {
     // Group into access units: a new one starts at a parameter set, SEI
     // or delimiter after a slice, or at a slice with first_mb_in_slice 0
     // (its first bit set) after a slice.
     let mut aus: Vec<Vec<&[u8]>> = Vec::new();
     let mut has_slice = false;
-    for nal in nal_units(H264_CLIP) {
+    for nal in nal_units(annexb) {
         let t = nal[0] & 0x1f;
         let slice = t == 1 || t == 5;
         let starts = match t {
@@ -77,7 +84,6 @@ pub(crate) fn clip_frames() -> Vec<(VideoParams, Vec<u8>, bool)> {
             .unwrap();
         }
     }
-    assert_eq!(out.len(), 100, "the clip has 100 frames");
     out
 }
 
@@ -107,20 +113,20 @@ fn avcc_to_annexb() {
         1, 0x4d, 0x40, 0x1e, 0xff, 0xe1, 0, 3, 0x67, 1, 2, 1, 0, 2, 0x68, 9,
     ];
     let mut out = vec![7];
-    annexb_from_avcc(&avcc, &mut out).unwrap();
+    annexb_from_avcc(&avcc, false, &mut out).unwrap();
     assert_eq!(out, [7, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 9]);
     // Every truncation is an error, never a panic.
     for n in 0..avcc.len() {
         assert!(
-            annexb_from_avcc(&avcc[..n], &mut Vec::new()).is_err(),
+            annexb_from_avcc(&avcc[..n], false, &mut Vec::new()).is_err(),
             "{n}"
         );
     }
     let mut v0 = avcc;
     v0[0] = 0;
-    assert!(annexb_from_avcc(&v0, &mut Vec::new()).is_err());
+    assert!(annexb_from_avcc(&v0, false, &mut Vec::new()).is_err());
     let no_sps = [1, 0x4d, 0x40, 0x1e, 0xff, 0xe0, 1, 0, 2, 0x68, 9];
-    assert!(annexb_from_avcc(&no_sps, &mut Vec::new()).is_err());
+    assert!(annexb_from_avcc(&no_sps, false, &mut Vec::new()).is_err());
 }
 
 #[test]
