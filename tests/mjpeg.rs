@@ -339,6 +339,12 @@ fn snapshots_mjpeg_and_errors() {
         ("/api/cameras/nope/mjpeg", 404, "nope"),
         ("/api/cameras/a/snapshot.jpg?stream=third", 400, "stream"),
         ("/api/cameras/a/mjpeg?stream=third", 400, "stream"),
+        (
+            "/api/cameras/h/snapshot.jpg?stream=sub",
+            404,
+            "no sub stream",
+        ),
+        ("/api/cameras/h/mjpeg?stream=sub", 404, "no sub stream"),
     ] {
         let r = get(addr, target);
         assert_eq!(r.status, status, "{target}");
@@ -441,8 +447,18 @@ fn a_camera_that_stops_ends_the_response_cleanly() {
     let s = setup("mjpeg-dead");
     let r = snapshot(s.addr, "/api/cameras/a/snapshot.jpg?stream=sub");
     assert_eq!(r.status, 200);
+    // The scenario is the passing time itself: the producer the snapshot
+    // started sits idle, without looking at the ring, longer than a
+    // camera may be silent; a viewer coming then still gets parts.
+    std::thread::sleep(Duration::from_secs(11));
     let mut c = MjpegClient::open(s.addr, "/api/cameras/a/mjpeg?stream=sub");
-    c.next_part().expect("a first part");
+    let t = Instant::now();
+    let mut parts = 0;
+    while t.elapsed() < Duration::from_secs(2) {
+        c.next_part().expect("parts keep coming");
+        parts += 1;
+    }
+    assert!(parts >= FPS, "{parts} parts in 2 s");
     let Setup {
         dir,
         cam,

@@ -121,8 +121,9 @@ struct State {
     waiting: u32,
     /// Last time demand changed: the producer's idle clock.
     demand_at: Instant,
-    /// When the producer last saw a new frame in the ring: a camera that
-    /// stopped sending for [`DEAD`] ends the mjpeg responses.
+    /// When the producer last saw a new frame in the ring (or a viewer
+    /// came): a camera that stopped sending for [`DEAD`] ends the mjpeg
+    /// responses.
     frame_at: Instant,
     /// A producer thread is running.
     producer: bool,
@@ -208,9 +209,7 @@ impl Hub {
             return Err(if self.cameras.iter().any(|c| c == camera) {
                 Reply::error(
                     404,
-                    &format!(
-                        "camera {camera:?} has no live stream: none of its streams is recorded"
-                    ),
+                    &format!("camera {camera:?} is disabled: it has no live stream"),
                 )
             } else {
                 Reply::error(404, &format!("no camera named {camera:?}"))
@@ -224,12 +223,7 @@ impl Hub {
         };
         chosen.ok_or_else(|| {
             let kind = explicit.map_or("", StreamKind::name);
-            Reply::error(
-                404,
-                &format!(
-                    "camera {camera:?} has no live {kind} stream: only recorded streams are live"
-                ),
-            )
+            Reply::error(404, &format!("camera {camera:?} has no {kind} stream"))
         })
     }
 }
@@ -428,7 +422,6 @@ fn produce(stream: Arc<Stream>) {
     let mut last_key: Option<LiveCursor> = None;
     let mut next_tick = Instant::now();
     let mut stored = tap.frames_stored();
-    let mut stored_at = Instant::now();
     loop {
         let (viewers, waiting) = {
             let mut st = stream.lock();
@@ -457,8 +450,7 @@ fn produce(stream: Arc<Stream>) {
         let n = tap.frames_stored();
         if n != stored {
             stored = n;
-            stored_at = Instant::now();
-            stream.lock().frame_at = stored_at;
+            stream.lock().frame_at = Instant::now();
         }
         let mut made = false;
         if let Some(cursor) = tap.latest_key().filter(|c| Some(*c) != last_key) {
@@ -490,8 +482,8 @@ fn produce(stream: Arc<Stream>) {
         }
         let now = Instant::now();
         if viewers > 0 && now >= next_tick {
-            let alive = now.saturating_duration_since(stored_at) < DEAD;
             let mut st = stream.lock();
+            let alive = now.saturating_duration_since(st.frame_at) < DEAD;
             if alive && st.latest.is_some() {
                 st.tick = st.tick.wrapping_add(1);
             }
@@ -625,6 +617,9 @@ impl Viewer {
             stream.ensure_producer(&mut st)?;
             st.viewers += 1;
             st.demand_at = Instant::now();
+            // A producer that sat idle has not looked at the ring for a
+            // while: give it time to see the camera's frames again.
+            st.frame_at = Instant::now();
             st.failures
         };
         stream.changed.notify_all();
