@@ -435,6 +435,9 @@ fn produce(stream: Arc<Stream>) {
                     let idle = now.saturating_duration_since(st.demand_at);
                     if idle >= IDLE {
                         st.producer = false;
+                        // Nobody looks: the picture goes with the decoder,
+                        // rather than a JPEG per stream held for ever.
+                        st.latest = None;
                         return;
                     }
                     st = stream.wait(st, IDLE - idle);
