@@ -8,7 +8,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use vigil::arena::{carve, FrameMeta, Push};
+use std::time::Duration;
+use vigil::arena::{carve, FrameMeta, LiveRead, Push};
 
 struct Counting;
 
@@ -51,6 +52,11 @@ fn push_peek_release_do_not_allocate() {
     let (mut w, mut r) = rings.pop().unwrap();
     let data = vec![0x5A; 200_000];
     let extra = [1u8; 40];
+    // A live viewer too, its buffers sized for the largest frame up front.
+    let tap = w.tap();
+    let (mut view_extra, mut view_data) = (Vec::with_capacity(64), Vec::with_capacity(1 << 20));
+    let mut cursor = tap.newest();
+    let mut viewed = 0u32;
 
     COUNTING.with(|c| c.set(true));
     let (mut stored, mut dropped, mut bytes) = (0u32, 0u32, 0usize);
@@ -84,6 +90,15 @@ fn push_peek_release_do_not_allocate() {
             r.release(r.len());
         }
         let _ = (w.stats(), r.stats());
+        if i % 7 == 0 {
+            loop {
+                match tap.read(&mut cursor, &mut view_extra, &mut view_data, Duration::ZERO) {
+                    LiveRead::Frame { .. } => viewed += 1,
+                    LiveRead::Timeout => break,
+                    LiveRead::Overrun => cursor = tap.latest_key().unwrap_or(tap.newest()),
+                }
+            }
+        }
     }
     COUNTING.with(|c| c.set(false));
 
@@ -95,6 +110,7 @@ fn push_peek_release_do_not_allocate() {
     assert!(stored > 10_000 && dropped > 100, "{s:?}");
     assert!(s.drop_events > 10, "{s:?}");
     assert!(bytes > 0);
+    assert!(viewed > 1000, "{viewed}");
     // The counter does count this thread's allocations.
     COUNTING.with(|c| c.set(true));
     let v = std::hint::black_box(vec![0u8; 10]);

@@ -1,13 +1,15 @@
 //! One ring of the arena: the shared allocation, the record format and the
-//! two ends. All the `unsafe` of the arena is here: the allocation itself,
-//! and the two functions that copy bytes into and borrow bytes out of it.
+//! two ends, plus the live viewers' side door. All the `unsafe` of the arena
+//! is here: the allocation itself, and the functions that copy bytes into,
+//! borrow bytes out of, and copy bytes out of it.
 
 use super::{ArenaError, FrameMeta, Push, RingStats};
 use std::alloc::{self, Layout};
 use std::cell::Cell;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Length of a record's fixed header; see the module documentation.
 pub(super) const HEADER_LEN: usize = 32;
@@ -18,6 +20,10 @@ const KIND_FRAME: u32 = u32::from_le_bytes(*b"FRM1");
 const KIND_WRAP: u32 = u32::from_le_bytes(*b"WRAP");
 /// The marker is a whole 8-byte slot, so it fits at any aligned offset.
 const WRAP_LEN: usize = 8;
+
+/// Room kept for a stream's codec parameters (an hvcC with its VPS, SPS
+/// and PPS is a few hundred bytes).
+const PARAMS_CAPACITY: usize = 1024;
 
 const FLAG_KEY: u32 = 1;
 const FLAG_DISCONTINUITY: u32 = 2;
@@ -66,8 +72,27 @@ struct ConsumerSide {
     tail: AtomicU32,
 }
 
+/// What live viewers need to find and check frames, guarded by `Ring::live`.
+///
+/// Positions here are absolute: bytes the producer has moved its head by
+/// since the start, padding before a wrap included, so that a position
+/// modulo the ring size is its offset. 64-bit, and behind a mutex rather
+/// than in an atomic (32-bit MIPS has no 64-bit atomics).
+#[derive(Default)]
+pub(super) struct LiveState {
+    /// Where the next record goes. Every byte in `head - cap .. head` is the
+    /// last thing written there, and all of it is whole records.
+    pub head: u64,
+    /// The newest key frame's record.
+    pub last_key: Option<u64>,
+    /// The newest non-empty `extra` stored (the codec parameters).
+    pub params: Vec<u8>,
+    /// Viewers waiting in `LiveTap::read` for the next frame.
+    pub waiters: u32,
+}
+
 /// What both ends of one ring share.
-struct Ring {
+pub(super) struct Ring {
     buf: Arc<Buffer>,
     /// Where this ring starts in the buffer.
     start: usize,
@@ -75,6 +100,13 @@ struct Ring {
     cap: u32,
     prod: ProducerSide,
     cons: ConsumerSide,
+    /// Held by the producer while it writes into the ring, and by a live
+    /// viewer while it copies a frame out: that, and the viewer's check
+    /// that the frame is still within the last `cap` bytes written, is what
+    /// lets viewers read frames the writer has already released.
+    live: Mutex<LiveState>,
+    /// Signalled after a record is stored while viewers wait.
+    arrived: Condvar,
 }
 
 impl Ring {
@@ -85,7 +117,8 @@ impl Ring {
     /// `off .. off + src.len()` must be producer-owned space: not between
     /// the consumer's `tail` (as last loaded with `Acquire`) and `head`, so
     /// the consumer holds no reference into it and reads no byte of it
-    /// until a later `Release` store of `stored` publishes it.
+    /// until a later `Release` store of `stored` publishes it. The caller
+    /// holds `live`, so no viewer is copying from there either.
     unsafe fn write(&self, off: u32, src: &[u8]) {
         let off = off as usize;
         // A violation would be a bug here, not bad input; never write
@@ -117,6 +150,91 @@ impl Ring {
         // producer does not write them while the borrow lasts (the caller's
         // contract).
         unsafe { std::slice::from_raw_parts(self.buf.ptr.as_ptr().add(self.start + off), len) }
+    }
+
+    pub(super) fn lock_live(&self) -> MutexGuard<'_, LiveState> {
+        // A panic while holding it cannot leave the state half-updated in a
+        // way that matters more than losing live video: carry on.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    pub(super) fn frames_stored(&self) -> u32 {
+        self.prod.stored.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most until `deadline`) for the producer to store a record,
+    /// with the lock held before and after. False when the time is up.
+    pub(super) fn wait_arrival<'a>(
+        &'a self,
+        live: &mut Option<MutexGuard<'a, LiveState>>,
+        deadline: Instant,
+    ) -> bool {
+        let Some(guard) = live.take() else {
+            return false;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            *live = Some(guard);
+            return false;
+        }
+        let mut guard = guard;
+        guard.waiters += 1;
+        let (mut guard, _) = self
+            .arrived
+            .wait_timeout(guard, left.min(Duration::from_secs(3600)))
+            .unwrap_or_else(|e| e.into_inner());
+        guard.waiters -= 1;
+        *live = Some(guard);
+        true
+    }
+
+    /// Copies the record at absolute position `at` out for a viewer: its
+    /// header, `extra` and data into the buffers (cleared first). `None`
+    /// when `at` is not within the last `cap` bytes written (overwritten)
+    /// or is the head itself (nothing there yet). Otherwise the record's
+    /// header and the absolute position of the record after it.
+    ///
+    /// `at` must be a record boundary (a position the producer's head once
+    /// had), which viewers guarantee by only ever using positions from
+    /// `LiveState`, or ones returned here.
+    pub(super) fn copy_out(
+        &self,
+        live: &LiveState,
+        at: u64,
+        extra: &mut Vec<u8>,
+        data: &mut Vec<u8>,
+    ) -> Option<(Header, u64)> {
+        let cap = u64::from(self.cap);
+        if at >= live.head || live.head - at > cap {
+            return None;
+        }
+        let off = (at % cap) as u32;
+        // SAFETY: the caller holds `live` (the guard it passes), so the
+        // producer is not writing; every byte of `head - cap .. head` is
+        // the last one written there and belongs to a whole record (or a
+        // wrap marker whose record follows at the next multiple of `cap`,
+        // also before `head`), and `at` is a record boundary in that span.
+        // The borrows end within this function.
+        let header = unsafe { self.header_at(off) }?;
+        // A wrap marker at `off`: the record is at offset 0 of the next lap.
+        let record_at = if header.off == off {
+            at
+        } else {
+            at + (cap - u64::from(off))
+        };
+        let body = header.off + HEADER_LEN as u32;
+        extra.clear();
+        data.clear();
+        // SAFETY: as above; `header_at` checked the lengths against the ring.
+        unsafe {
+            extra.extend_from_slice(self.bytes(body, header.extra_len as usize));
+            data.extend_from_slice(self.bytes(body + header.extra_len, header.data_len as usize));
+        }
+        Some((header, record_at + header.total_len() as u64))
     }
 
     fn stats(&self) -> RingStats {
@@ -181,7 +299,7 @@ impl Ring {
 
 /// A record's header as read back by the consumer.
 #[derive(Clone, Copy)]
-struct Header {
+pub(super) struct Header {
     /// Offset of the record itself (after any wrap marker).
     off: u32,
     flags: u32,
@@ -194,6 +312,19 @@ struct Header {
 impl Header {
     fn total_len(&self) -> usize {
         record_len(self.extra_len as usize, self.data_len as usize).unwrap_or(usize::MAX)
+    }
+
+    pub(super) fn meta(&self) -> FrameMeta {
+        FrameMeta {
+            timestamp_90k: self.timestamp_90k,
+            wall_90k: self.wall_90k,
+            key: self.flags & FLAG_KEY != 0,
+            discontinuity: self.flags & FLAG_DISCONTINUITY != 0,
+        }
+    }
+
+    pub(super) fn gap_before(&self) -> bool {
+        self.flags & FLAG_GAP_BEFORE != 0
     }
 }
 
@@ -251,6 +382,13 @@ pub(super) fn build(sizes: &[usize]) -> Result<Vec<(RingWriter, RingReader)>, Ar
             cap: size as u32,
             prod: ProducerSide::default(),
             cons: ConsumerSide::default(),
+            // Room for any real parameter set up front: storing new
+            // parameters then never allocates.
+            live: Mutex::new(LiveState {
+                params: Vec::with_capacity(PARAMS_CAPACITY),
+                ..LiveState::default()
+            }),
+            arrived: Condvar::new(),
         });
         start += size;
         out.push((
@@ -341,12 +479,14 @@ impl RingWriter {
         header[16..24].copy_from_slice(&meta.timestamp_90k.to_le_bytes());
         header[24..32].copy_from_slice(&meta.wall_90k.to_le_bytes());
         let body = off + HEADER_LEN as u32;
+        let mut live = self.ring.lock_live();
         // SAFETY: `place` chose `off .. off + need` (and, when wrapping, the
         // marker slot at `head`, WRAP_LEN bytes that fit since `head` is an
         // aligned offset below `cap`) inside the free space between our
         // `head` and the consumer's `tail`, loaded with `Acquire` after the
         // consumer's last reads of it. The consumer reads none of it until
-        // the `Release` store of `stored` below.
+        // the `Release` store of `stored` below; viewers read none of it
+        // while we hold `live`.
         unsafe {
             if wrapped {
                 let mut marker = [0u8; WRAP_LEN];
@@ -356,6 +496,25 @@ impl RingWriter {
             self.ring.write(off, &header);
             self.ring.write(body, extra);
             self.ring.write(body + extra.len() as u32, data);
+        }
+        let record_at = if wrapped {
+            live.head + u64::from(cap - self.head)
+        } else {
+            live.head
+        };
+        live.head = record_at + u64::from(need);
+        if meta.key {
+            live.last_key = Some(record_at);
+        }
+        if !extra.is_empty() {
+            // Allocates only when the parameters grow: rarely, not per frame.
+            live.params.clear();
+            live.params.extend_from_slice(extra);
+        }
+        let wake = live.waiters > 0;
+        drop(live);
+        if wake {
+            self.ring.arrived.notify_all();
         }
         self.head = off + need;
         if self.head == cap {
@@ -398,7 +557,7 @@ impl RingWriter {
 
     /// Read access for live viewers.
     pub fn tap(&self) -> super::LiveTap {
-        super::LiveTap::stub()
+        super::LiveTap::new(self.ring.clone())
     }
 
     /// The longest `extra` plus `data` a push can ever store (half the ring,

@@ -603,3 +603,192 @@ fn two_thread_stress() {
     assert_eq!(s.used, 0);
     assert_eq!(r.len(), 0);
 }
+
+// ---- live viewers ----
+
+fn read_now(
+    tap: &LiveTap,
+    c: &mut LiveCursor,
+    extra: &mut Vec<u8>,
+    data: &mut Vec<u8>,
+) -> LiveRead {
+    tap.read(c, extra, data, Duration::ZERO)
+}
+
+#[test]
+fn live_viewer_reads_from_the_latest_key_frame_in_order() {
+    let (mut w, mut r) = one_ring(64 * 1024);
+    let tap = w.tap();
+    let (mut extra, mut data) = (Vec::new(), Vec::new());
+    assert_eq!(tap.latest_key(), None);
+    assert!(!tap.params(&mut extra));
+    let mut c = tap.newest();
+    let start = c;
+    assert_eq!(
+        read_now(&tap, &mut c, &mut extra, &mut data),
+        LiveRead::Timeout
+    );
+
+    for ts in 0..10i64 {
+        let params: &[u8] = if ts == 5 { b"params-5" } else { &[] };
+        let body = vec![ts as u8; 100 + ts as usize];
+        assert_eq!(w.push(&meta(ts, ts % 5 == 0), params, &body), Push::Stored);
+    }
+    // The writer persisting and releasing frames does not take them from
+    // viewers.
+    r.release(10);
+    assert!(tap.params(&mut extra));
+    assert_eq!(extra, b"params-5");
+    let mut c = tap.latest_key().unwrap();
+    for ts in 5..10i64 {
+        match read_now(&tap, &mut c, &mut extra, &mut data) {
+            LiveRead::Frame {
+                meta: m,
+                gap_before,
+            } => {
+                assert_eq!(m, meta(ts, ts == 5));
+                assert!(!gap_before);
+                assert_eq!(data, vec![ts as u8; 100 + ts as usize]);
+                assert_eq!(extra.is_empty(), ts != 5);
+            }
+            other => panic!("frame {ts}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        read_now(&tap, &mut c, &mut extra, &mut data),
+        LiveRead::Timeout
+    );
+    assert!(data.is_empty());
+    // The viewer that waited from the start sees every frame.
+    let mut first = start;
+    let mut n = 0;
+    while let LiveRead::Frame { .. } = read_now(&tap, &mut first, &mut extra, &mut data) {
+        n += 1;
+    }
+    assert_eq!(n, 10);
+}
+
+#[test]
+fn live_viewer_that_falls_a_ring_behind_is_told_and_restarts_at_a_key_frame() {
+    let (mut w, mut r) = one_ring(64 * 1024);
+    let tap = w.tap();
+    let (mut extra, mut data) = (Vec::new(), Vec::new());
+    let body = vec![7u8; 1000];
+    w.push(&meta(0, true), &[], &body);
+    let mut slow = tap.latest_key().unwrap();
+    // Well over a ring's worth, released as it goes (as the writer does),
+    // with wraps in between.
+    for ts in 1..300i64 {
+        assert_eq!(w.push(&meta(ts, ts % 30 == 0), &[], &body), Push::Stored);
+        r.release(1);
+    }
+    assert_eq!(
+        read_now(&tap, &mut slow, &mut extra, &mut data),
+        LiveRead::Overrun
+    );
+    let mut c = tap.latest_key().unwrap();
+    let mut seen = Vec::new();
+    loop {
+        match read_now(&tap, &mut c, &mut extra, &mut data) {
+            LiveRead::Frame { meta: m, .. } => {
+                assert_eq!(data, body);
+                seen.push(m.timestamp_90k);
+            }
+            LiveRead::Timeout => break,
+            LiveRead::Overrun => panic!("overrun reading the newest frames"),
+        }
+    }
+    assert_eq!(seen, (270..300).collect::<Vec<_>>());
+}
+
+#[test]
+fn live_viewer_waits_for_the_next_frame_and_is_woken() {
+    let (mut w, _r) = one_ring(64 * 1024);
+    let tap = w.tap();
+    let started = Instant::now();
+    let (mut extra, mut data) = (Vec::new(), Vec::new());
+    let mut c = tap.newest();
+    assert_eq!(
+        tap.read(&mut c, &mut extra, &mut data, Duration::from_millis(50)),
+        LiveRead::Timeout
+    );
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    std::thread::scope(|s| {
+        let viewer = s.spawn(|| {
+            let (mut extra, mut data) = (Vec::new(), Vec::new());
+            let mut c = tap.newest();
+            tap.read(&mut c, &mut extra, &mut data, Duration::from_secs(30))
+        });
+        // Push until the viewer has seen a frame (it may start waiting
+        // after the first push).
+        let mut ts = 0;
+        while !viewer.is_finished() {
+            w.push(&meta(ts, true), &[], b"x");
+            ts += 1;
+            std::thread::sleep(Duration::from_millis(5));
+            assert!(ts < 5000, "the viewer was never woken");
+        }
+        assert!(matches!(viewer.join().unwrap(), LiveRead::Frame { .. }));
+    });
+}
+
+#[test]
+fn live_viewers_never_see_torn_frames_under_load() {
+    let frames: u64 = if cfg!(miri) { 200 } else { 60_000 };
+    let (mut w, mut r) = one_ring(STRESS_RING);
+    let tap = w.tap();
+    let done = AtomicBool::new(false);
+    let deadline = Instant::now() + Duration::from_secs(if cfg!(miri) { 600 } else { 60 });
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut data = vec![0u8; STRESS_RING];
+            let mut extra = [0u8; 64];
+            for seq in 0..frames {
+                let sp = spec(seq);
+                pattern(sp.seed, &mut data[..sp.data_len]);
+                pattern(!sp.seed, &mut extra[..sp.extra_len]);
+                w.push(&sp.meta, &extra[..sp.extra_len], &data[..sp.data_len]);
+                // The writer keeps up, mostly.
+                r.release(r.len());
+            }
+            done.store(true, Ordering::Release);
+        });
+        for viewer in 0..2u64 {
+            let (tap, done) = (&tap, &done);
+            s.spawn(move || {
+                let (mut extra, mut data) = (Vec::new(), Vec::new());
+                let (mut frames_read, mut overruns) = (0u64, 0u64);
+                let mut cursor = None;
+                while !done.load(Ordering::Acquire) {
+                    assert!(Instant::now() < deadline, "viewer {viewer} timed out");
+                    let Some(c) = cursor.as_mut() else {
+                        cursor = tap.latest_key();
+                        std::thread::yield_now();
+                        continue;
+                    };
+                    match tap.read(c, &mut extra, &mut data, Duration::from_millis(10)) {
+                        LiveRead::Frame { meta: m, .. } => {
+                            let sp = spec(m.timestamp_90k as u64);
+                            assert_eq!(data.len(), sp.data_len);
+                            assert!(check_pattern(sp.seed, &data), "torn frame");
+                            assert!(check_pattern(!sp.seed, &extra), "torn extra");
+                            frames_read += 1;
+                            // Viewer 1 is slow now and then: it must be
+                            // told, not handed other bytes.
+                            if viewer == 1 && frames_read % 500 == 0 && !cfg!(miri) {
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                        }
+                        LiveRead::Timeout => {}
+                        LiveRead::Overrun => {
+                            overruns += 1;
+                            cursor = None;
+                        }
+                    }
+                }
+                eprintln!("viewer {viewer}: {frames_read} frames, {overruns} overruns");
+                assert!(frames_read > 0);
+            });
+        }
+    });
+}

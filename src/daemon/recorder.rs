@@ -18,6 +18,10 @@ use std::time::Duration;
 /// (whole GOPs), and the stream status counts it.
 pub struct RingSink {
     ring: RingWriter,
+    /// A stream that is not recorded has a ring for its live viewers only:
+    /// the sink releases each frame itself as soon as it is stored (viewers
+    /// read released frames until they are overwritten).
+    live_only: Option<arena::RingReader>,
     status: Arc<StreamStatus>,
     params: Vec<u8>,
     /// The parameters changed and have not reached the ring yet (the frame
@@ -30,6 +34,7 @@ impl RingSink {
     pub fn new(ring: RingWriter, status: Arc<StreamStatus>) -> RingSink {
         RingSink {
             ring,
+            live_only: None,
             status,
             params: Vec::with_capacity(256),
             params_unsent: false,
@@ -59,6 +64,9 @@ impl FrameSink for RingSink {
             Push::Stored => {
                 self.params_unsent = false;
                 self.discontinuity = false;
+                if let Some(r) = &mut self.live_only {
+                    r.release(r.len());
+                }
             }
             Push::Dropped => self.status.count_dropped(),
         }
@@ -122,14 +130,37 @@ impl Recorder {
                     .filter(|c| c.enabled && recorded(c.record, spec.kind))
             })
             .collect();
-        // Ring room follows the expected bitrate (a main stream is several
-        // times a sub stream) and the priority.
+        // Every stream of an enabled camera gets a ring, for live viewers;
+        // recorded ones are also drained by the writer. Ring room follows
+        // the expected bitrate (a main stream is several times a sub
+        // stream) and the priority; a ring only viewers read needs less.
+        let has_ring: Vec<bool> = specs
+            .iter()
+            .map(|spec| {
+                config
+                    .cameras
+                    .iter()
+                    .any(|c| c.name == spec.camera && c.enabled)
+            })
+            .collect();
         let weights: Vec<u32> = specs
             .iter()
             .zip(&recorded_for)
-            .filter_map(|(spec, cam)| {
+            .zip(&has_ring)
+            .filter(|(_, &ring)| ring)
+            .map(|((spec, cam), _)| {
                 let base = if spec.kind == StreamKind::Main { 4 } else { 1 };
-                cam.map(|c| base * (10 + u32::from(c.priority)))
+                let priority = config
+                    .cameras
+                    .iter()
+                    .find(|c| c.name == spec.camera)
+                    .map_or(0, |c| u32::from(c.priority));
+                let share = base * (10 + priority);
+                if cam.is_some() {
+                    share * 2
+                } else {
+                    share
+                }
             })
             .collect();
         let arena_bytes =
@@ -144,40 +175,54 @@ impl Recorder {
         let mut sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)> = Vec::new();
         let mut writer_streams = Vec::new();
         let mut live = Vec::new();
-        let n = weights.len() as i64;
-        for (spec, cam) in specs.into_iter().zip(recorded_for) {
+        let n = recorded_for.iter().filter(|c| c.is_some()).count() as i64;
+        for ((spec, cam), ring) in specs.into_iter().zip(recorded_for).zip(has_ring) {
             let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
-            let sink: Box<dyn FrameSink> = if let Some(cam) = cam {
-                let Some((w, r)) = rings.next() else {
-                    return Err("arena has fewer rings than recorded streams".into());
-                };
-                let (segment, priority) = (cam.segment_seconds, cam.priority);
-                let stream_id = db
-                    .stream_id(&spec.camera, spec.kind.name())
-                    .map_err(|e| format!("index: {e}"))?;
-                let k = writer_streams.len() as i64;
-                writer_streams.push(WriterStream {
-                    stream_id,
-                    camera: spec.camera.clone(),
-                    kind: spec.kind.name(),
-                    label: format!("{}/{}", spec.camera, spec.kind.name()),
-                    priority,
-                    segment_90k: i64::from(segment) * TICKS,
-                    // Stream k of n rotates k/n of a segment early the first
-                    // time, then every segment: rotations are spread out.
-                    stagger_90k: i64::from(segment) * TICKS * k / n.max(1),
-                    ring: r,
-                    status: status.clone(),
-                });
-                live.push(LiveSource {
-                    camera: spec.camera.clone(),
-                    kind: spec.kind,
-                    tap: w.tap(),
-                    status: status.clone(),
-                });
-                Box::new(RingSink::new(w, status.clone()))
-            } else {
-                Box::new(DiscardSink)
+            let rings_for_stream = if ring { rings.next() } else { None };
+            if ring && rings_for_stream.is_none() {
+                return Err("arena has fewer rings than streams".into());
+            }
+            let sink: Box<dyn FrameSink> = match (rings_for_stream, cam) {
+                (Some((w, r)), Some(cam)) => {
+                    let (segment, priority) = (cam.segment_seconds, cam.priority);
+                    let stream_id = db
+                        .stream_id(&spec.camera, spec.kind.name())
+                        .map_err(|e| format!("index: {e}"))?;
+                    let k = writer_streams.len() as i64;
+                    writer_streams.push(WriterStream {
+                        stream_id,
+                        camera: spec.camera.clone(),
+                        kind: spec.kind.name(),
+                        label: format!("{}/{}", spec.camera, spec.kind.name()),
+                        priority,
+                        segment_90k: i64::from(segment) * TICKS,
+                        // Stream k of n rotates k/n of a segment early the
+                        // first time, then every segment: rotations are
+                        // spread out.
+                        stagger_90k: i64::from(segment) * TICKS * k / n.max(1),
+                        ring: r,
+                        status: status.clone(),
+                    });
+                    live.push(LiveSource {
+                        camera: spec.camera.clone(),
+                        kind: spec.kind,
+                        tap: w.tap(),
+                        status: status.clone(),
+                    });
+                    Box::new(RingSink::new(w, status.clone()))
+                }
+                (Some((w, r)), None) => {
+                    live.push(LiveSource {
+                        camera: spec.camera.clone(),
+                        kind: spec.kind,
+                        tap: w.tap(),
+                        status: status.clone(),
+                    });
+                    let mut sink = RingSink::new(w, status.clone());
+                    sink.live_only = Some(r);
+                    Box::new(sink)
+                }
+                _ => Box::new(DiscardSink),
             };
             sinks.push((spec, status, sink));
         }
