@@ -42,6 +42,10 @@
 //! number after a start is derived from the recording's start time, in
 //! tenths of a second, so it keeps growing across restarts).
 //!
+//! A stream with no recordings, or none in the last minute (not recorded,
+//! or its camera is away), gets a 404/409 naming `live.mp4`, which plays
+//! any stream from its ring.
+//!
 //! Latency of `live.m3u8`: the index is committed every
 //! `storage.sync_interval_ms`, and a segment is listed once the key frame
 //! after it is committed; a player then starts about three target
@@ -74,6 +78,8 @@ pub const LIVE_MIN_90K: i64 = 3 * TICKS / 2;
 pub const LIVE_WINDOW_90K: i64 = 30 * TICKS;
 /// `live.m3u8` lists at least this many segments when there are that many.
 const LIVE_MIN_SEGMENTS: usize = 3;
+/// `live.m3u8` answers 409 when the newest recorded video is older.
+const LIVE_STALE_90K: i64 = 60 * TICKS;
 /// How far back from the newest video `live.m3u8` looks for recordings.
 const LIVE_LOOKBACK_90K: i64 = 120 * TICKS;
 /// `EXT-X-TARGETDURATION` of `live.m3u8` (seconds) unless a longer segment
@@ -105,7 +111,7 @@ struct Seg {
 
 impl Seg {
     fn duration(&self) -> i64 {
-        self.end_90k - self.start_90k
+        self.end_90k.saturating_sub(self.start_90k)
     }
 }
 
@@ -136,7 +142,7 @@ fn cut(
             Some(s) if f.key && t <= from => {
                 *s = Seg {
                     start_90k: t,
-                    end_90k: t + d,
+                    end_90k: t.saturating_add(d),
                     complete: false,
                 };
             }
@@ -145,24 +151,24 @@ fn cut(
                 out.push(*s);
                 *s = Seg {
                     start_90k: t,
-                    end_90k: t + d,
+                    end_90k: t.saturating_add(d),
                     complete: false,
                 };
             }
             Some(s) => {
-                s.end_90k += d;
+                s.end_90k = s.end_90k.saturating_add(d);
             }
             // Frames before the first key frame cannot be decoded.
             None if f.key => {
                 cur = Some(Seg {
                     start_90k: t,
-                    end_90k: t + d,
+                    end_90k: t.saturating_add(d),
                     complete: false,
                 });
             }
             None => {}
         }
-        t += d;
+        t = t.saturating_add(d);
     }
     if let Some(mut s) = cur {
         // Zero-length segments (a lone frame without duration) are not
@@ -177,14 +183,14 @@ fn cut(
 
 /// `d` 90 kHz units as seconds with six decimals (EXTINF).
 fn secs(d: i64) -> String {
-    let micros = d.max(0) * 1_000_000 / TICKS;
+    let micros = i128::from(d.max(0)) * 1_000_000 / i128::from(TICKS);
     format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
 /// Target duration: every segment's duration rounded to the nearest
 /// integer must not exceed it.
 fn target_secs(max_90k: i64) -> u64 {
-    u64::try_from((max_90k + TICKS / 2) / TICKS)
+    u64::try_from(max_90k.saturating_add(TICKS / 2) / TICKS)
         .unwrap_or(0)
         .max(1)
 }
@@ -274,7 +280,7 @@ fn vod(db_path: &std::path::Path, req: &Req<'_>, camera: &str) -> Reply {
         (Ok(k), Ok(r)) => (k, r),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    if end - start > MAX_VOD_SPAN_90K {
+    if end.saturating_sub(start) > MAX_VOD_SPAN_90K {
         return Reply::error(
             400,
             "end: a playlist covers at most 24 hours: ask for several",
@@ -466,7 +472,6 @@ impl Numbering {
 /// `live.m3u8?stream=`.
 fn live(
     db_path: &std::path::Path,
-    live: &[LiveSource],
     numbering: &Mutex<Numbering>,
     req: &Req<'_>,
     camera: &str,
@@ -480,16 +485,15 @@ fn live(
             status,
             &format!(
                 "{camera}/{} {what}: live.m3u8 is cut from recorded video; \
-                 use live.mp4?stream={} for live video",
+                 live.mp4?stream={} shows the camera live",
                 kind.name(),
                 kind.name()
             ),
         )
     };
-    let recording = live.iter().any(|l| l.camera == camera && l.kind == kind);
     let (db, id) = match route::recorded_stream(db_path, camera, kind) {
         Ok(x) => x,
-        Err(r) if r.status == 404 && !recording => return not_recorded(404, "is not recorded"),
+        Err(r) if r.status == 404 => return not_recorded(404, "is not recorded"),
         Err(r) => return r,
     };
     let newest = match db.stream_summary(id) {
@@ -497,13 +501,21 @@ fn live(
         Err(e) => return Reply::error(500, &format!("index: {e}")),
     };
     let Some(newest) = newest else {
-        return if recording {
-            Reply::error(404, "no video recorded yet: try again in a few seconds")
-        } else {
-            not_recorded(404, "has no recordings")
-        };
+        return not_recorded(404, "has no recordings yet");
     };
-    let rows = match db.recordings(id, newest - LIVE_LOOKBACK_90K, newest + 1) {
+    // A stream no longer recorded (or a camera gone for a while) would
+    // give a playlist that never moves on.
+    if now_90k().saturating_sub(newest) > LIVE_STALE_90K {
+        return not_recorded(
+            409,
+            &format!("has recorded nothing since {}", format_90k(newest)),
+        );
+    }
+    let rows = match db.recordings(
+        id,
+        newest.saturating_sub(LIVE_LOOKBACK_90K),
+        newest.saturating_add(1),
+    ) {
         Ok(r) => r,
         Err(e) => return Reply::error(500, &format!("index: {e}")),
     };
@@ -557,7 +569,7 @@ fn live(
     let newest_listed = all.last().map_or(newest, |l| l.0.seg.end_90k);
     let from = all
         .iter()
-        .position(|l| l.0.seg.end_90k > newest_listed - LIVE_WINDOW_90K)
+        .position(|l| l.0.seg.end_90k > newest_listed.saturating_sub(LIVE_WINDOW_90K))
         .unwrap_or(all.len())
         .min(all.len().saturating_sub(LIVE_MIN_SEGMENTS));
     let Some(first) = all.get(from) else {
@@ -578,6 +590,15 @@ fn live(
     );
     write_segments(&mut out, kind, &listed);
     playlist_reply(out, "no-cache")
+}
+
+/// The wall clock, 90 kHz units since the epoch (the recordings' clock).
+fn now_90k() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| {
+            i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 90) * 90
+        })
 }
 
 /// A query parameter as an integer.
@@ -646,7 +667,7 @@ fn segment(
         let end: i64 = int_param(req, "end_90k")?;
         let dts: u64 = int_param(req, "dts")?;
         let seq: u32 = int_param(req, "seq")?;
-        if end <= start || end - start > MAX_SEGMENT_SPAN_90K {
+        if end <= start || end.saturating_sub(start) > MAX_SEGMENT_SPAN_90K {
             return Err(Reply::error(
                 400,
                 "end_90k: must be after start_90k, by at most 10 minutes",
@@ -707,7 +728,10 @@ fn segment(
 }
 
 /// The HLS routes.
-pub fn hook(db_path: PathBuf, pools: PoolReader, live_sources: Arc<Vec<LiveSource>>) -> RouteHook {
+///
+/// `_live` is unused: `live.m3u8` is cut from the recordings only (see the
+/// module documentation).
+pub fn hook(db_path: PathBuf, pools: PoolReader, _live: Arc<Vec<LiveSource>>) -> RouteHook {
     let numbering = Arc::new(Mutex::new(Numbering::default()));
     Arc::new(move |req| {
         if let Some(camera) = route::camera_route(req, "vod.m3u8") {
@@ -716,7 +740,7 @@ pub fn hook(db_path: PathBuf, pools: PoolReader, live_sources: Arc<Vec<LiveSourc
         }
         if let Some(camera) = route::camera_route(req, "live.m3u8") {
             let camera = camera.to_owned();
-            return Some(live(&db_path, &live_sources, &numbering, req, &camera));
+            return Some(live(&db_path, &numbering, req, &camera));
         }
         if let Some(camera) = route::camera_route(req, "init.mp4") {
             let camera = camera.to_owned();
