@@ -4,7 +4,7 @@
 CARGO ?= cargo
 FUZZ_RUNS ?= 1000000
 
-.PHONY: all build release demo test test-deps toolchain lint fuzz fuzz-deps clean
+.PHONY: all build release demo test test-deps toolchain lint fuzz fuzz-deps bench clean
 
 all: build
 
@@ -35,6 +35,10 @@ lint: toolchain
 # Every test, including those against GStreamer and ffmpeg.
 test: toolchain test-deps lint
 	$(CARGO) test -- --include-ignored
+
+# Benchmarks that print numbers (release build).
+bench:
+	$(CARGO) bench --bench playback --bench viewers
 
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked

@@ -553,3 +553,48 @@ fn view_mp4_ranges_head_etag_and_ffmpeg_seeking() {
     cam.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Idle connections and clients that never finish their request are
+/// closed (after 15 s without anything sent to them), so they cannot hold
+/// the server's connection threads; a normal request meanwhile works.
+#[test]
+fn idle_and_unfinished_connections_are_closed() {
+    let dir = temp_dir("http-idle");
+    let cfg = config::parse_str("[storage]\npath = \"data\"\n", &dir).unwrap();
+    let ctx = Arc::new(ServeContext {
+        statuses: Vec::new(),
+        db_path: dir.join("missing.db"),
+        storage: cfg.storage.clone(),
+        started: Instant::now(),
+        arena_bytes: 0,
+        route_hooks: Vec::new(),
+    });
+    let http = HttpServer::start(([127, 0, 0, 1], 0).into(), ctx, 4).unwrap();
+    let addr = http.local_addr();
+    let silent = TcpStream::connect(addr).unwrap();
+    let mut trickle = TcpStream::connect(addr).unwrap();
+    trickle
+        .write_all(b"GET /api/status HTTP/1.1\r\nHost:")
+        .unwrap();
+    // A keep-alive client that got its answer and stays.
+    let mut kept = TcpStream::connect(addr).unwrap();
+    kept.write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let started = Instant::now();
+    for (name, mut s) in [("silent", silent), ("unfinished", trickle), ("kept", kept)] {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut all = Vec::new();
+        let r = s.read_to_end(&mut all);
+        assert!(r.is_ok(), "{name}: not closed: {r:?}");
+        if name == "kept" {
+            assert!(all.starts_with(b"HTTP/1.1 200"), "{name}");
+        }
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(14) && waited < Duration::from_secs(25),
+        "closed after {waited:?}"
+    );
+    assert_eq!(get(addr, "/api/status").status, 200);
+    http.stop();
+}

@@ -15,7 +15,7 @@
 //! `scripts/make-clips.sh`.
 
 mod auth;
-mod clip;
+pub(crate) mod clip;
 mod packetize;
 mod server;
 

@@ -44,6 +44,17 @@ const MAX_BODY: usize = 64 * 1024;
 /// A client that takes no bytes for this long is cut off: its write fails
 /// and its connection closes, freeing the thread and the permit.
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+/// The kernel send buffer of each client connection. Left to itself Linux
+/// grows it to 4 MiB per connection; `max_clients` of those would be a large
+/// part of a 256 MB board's memory. This is plenty for video on a LAN (it
+/// allows 256 MB/s at 1 ms round trip).
+const SEND_BUFFER: libc::c_int = 256 * 1024;
+/// A connection to which nothing was sent for this long is closed: an idle
+/// keep-alive connection, or a client that never finishes its request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections beyond `max_clients` plus this many are closed, idlest
+/// first: each holds a tiny_http thread.
+const SPARE_CONNECTIONS: usize = 32;
 /// How long `stop` waits for long answers still being written.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -206,6 +217,7 @@ pub struct HttpServer {
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     long: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    _reaper: super::reaper::Reaper,
 }
 
 impl HttpServer {
@@ -218,11 +230,18 @@ impl HttpServer {
         let listener = std::net::TcpListener::bind(listen)?;
         let addr = listener.local_addr()?;
         // tiny_http never shows us a connection's socket, but Linux copies
-        // the listening socket's send timeout into every accepted one.
+        // the listening socket's send timeout and buffer size into every
+        // accepted one.
         set_send_timeout(&listener, SEND_TIMEOUT)?;
+        set_send_buffer(&listener, SEND_BUFFER)?;
         let server = tiny_http::Server::from_listener(listener, None)
             .map_err(|e| io::Error::other(e.to_string()))?;
         let server = Arc::new(server);
+        let reaper = super::reaper::Reaper::start(
+            addr.port(),
+            IDLE_TIMEOUT,
+            max_clients as usize + SPARE_CONNECTIONS,
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         let long = Arc::new(Mutex::new(Vec::new()));
         let permits = Arc::new(Permits::new(max_clients));
@@ -248,6 +267,7 @@ impl HttpServer {
                         stop,
                         workers,
                         long,
+                        _reaper: reaper,
                     };
                     partial.stop();
                     return Err(e);
@@ -260,6 +280,7 @@ impl HttpServer {
             stop,
             workers,
             long,
+            _reaper: reaper,
         })
     }
 
@@ -427,6 +448,27 @@ fn set_send_timeout(sock: &std::net::TcpListener, t: Duration) -> io::Result<()>
     }
 }
 
+/// Sets `SO_SNDBUF` on a socket (which also stops the kernel growing it).
+fn set_send_buffer(sock: &std::net::TcpListener, bytes: libc::c_int) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket descriptor (borrowed for the call), and a
+    // pointer to a c_int with its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Ends a long answer's body when the server stops.
 struct StopReader {
     inner: Box<dyn Read + Send>,
@@ -438,7 +480,9 @@ impl Read for StopReader {
         if self.stop.load(Ordering::Acquire) {
             return Err(io::Error::other("server stopping"));
         }
-        self.inner.read(buf)
+        self.inner.read(buf).inspect_err(|e| {
+            log::info!("http: ending a response early: {e}");
+        })
     }
 }
 
@@ -814,6 +858,40 @@ fn parse_query(q: &str) -> Result<Vec<(String, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sockopt<T: Default>(fd: std::os::fd::RawFd, name: libc::c_int) -> T {
+        let mut v = T::default();
+        let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+        // SAFETY: a valid descriptor and a buffer of the size given.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&mut v as *mut T).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        v
+    }
+
+    /// What the server relies on, since tiny_http hides the sockets it
+    /// accepts: they inherit the listener's send timeout and buffer.
+    #[test]
+    fn accepted_sockets_inherit_send_timeout_and_buffer() {
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        set_send_timeout(&l, Duration::from_secs(7)).unwrap();
+        set_send_buffer(&l, 100_000).unwrap();
+        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (a, _) = l.accept().unwrap();
+        let tv: libc::timeval = sockopt(a.as_raw_fd(), libc::SO_SNDTIMEO);
+        assert_eq!(tv.tv_sec, 7);
+        // Linux doubles the value asked for (bookkeeping overhead).
+        let buf: libc::c_int = sockopt(a.as_raw_fd(), libc::SO_SNDBUF);
+        assert_eq!(buf, 200_000);
+    }
 
     #[test]
     fn percent_decoding() {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod live;
 pub mod mjpeg;
 pub mod mp4;
+pub mod reaper;
 pub mod route;
 pub mod ts;
 pub mod view;

@@ -90,7 +90,7 @@ pub trait SampleSource {
 /// Why a file could not be built or read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mp4Error {
-    /// A codec this muxer does not put in .mp4 yet (JPEG).
+    /// A codec this format cannot carry.
     Unsupported(Codec),
     /// The sample source failed (I/O).
     Source(String),
@@ -103,7 +103,7 @@ pub enum Mp4Error {
 impl fmt::Display for Mp4Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mp4Error::Unsupported(c) => write!(f, "{c} video cannot be put in .mp4 yet"),
+            Mp4Error::Unsupported(c) => write!(f, "{c} video cannot be put in this format"),
             Mp4Error::Source(e) => write!(f, "reading video: {e}"),
             Mp4Error::Overwritten => {
                 write!(f, "the video was overwritten while it was being read")
@@ -372,10 +372,11 @@ impl Description {
             return invalid(format!("more than {MAX_ENTRIES} sample entries"));
         }
         for e in entries {
-            if e.codec == Codec::Jpeg {
-                return Err(Mp4Error::Unsupported(e.codec));
-            }
-            if e.decoder_config.is_empty() || e.decoder_config.len() > MAX_DECODER_CONFIG {
+            // JPEG needs no decoder configuration: every frame is whole.
+            let needs_config = e.codec != Codec::Jpeg;
+            if (needs_config && e.decoder_config.is_empty())
+                || e.decoder_config.len() > MAX_DECODER_CONFIG
+            {
                 return invalid(format!(
                     "decoder configuration of {} bytes",
                     e.decoder_config.len()
@@ -578,10 +579,11 @@ pub(crate) fn stsd(w: &mut BoxWriter, entries: &[Mp4SampleEntry]) -> Result<(), 
     let stsd = w.begin_full(b"stsd", 0, 0);
     w.u32(entries.len() as u32);
     for e in entries {
-        let (fourcc, config_box) = match e.codec {
-            Codec::H264 => (b"avc1", b"avcC"),
-            Codec::H265 => (b"hvc1", b"hvcC"),
-            Codec::Jpeg => return Err(Mp4Error::Unsupported(e.codec)),
+        let fourcc = match e.codec {
+            Codec::H264 => b"avc1",
+            Codec::H265 => b"hvc1",
+            // MPEG-4 visual sample entry; the `esds` names JPEG.
+            Codec::Jpeg => b"mp4v",
         };
         let entry = w.begin(fourcc);
         w.zeros(6); // reserved
@@ -598,12 +600,42 @@ pub(crate) fn stsd(w: &mut BoxWriter, entries: &[Mp4SampleEntry]) -> Result<(), 
         w.zeros(32); // compressorname (empty Pascal string)
         w.u16(0x0018); // depth: colour, no alpha
         w.u16(0xffff); // pre_defined -1
-        let cfg = w.begin(config_box);
-        w.bytes(&e.decoder_config);
-        w.end(cfg)?;
+        match e.codec {
+            Codec::H264 | Codec::H265 => {
+                let name = if e.codec == Codec::H264 {
+                    b"avcC"
+                } else {
+                    b"hvcC"
+                };
+                let cfg = w.begin(name);
+                w.bytes(&e.decoder_config);
+                w.end(cfg)?;
+            }
+            Codec::Jpeg => jpeg_esds(w)?,
+        }
         w.end(entry)?;
     }
     w.end(stsd)?;
+    Ok(())
+}
+
+/// The elementary stream descriptor (ISO/IEC 14496-1) of a JPEG track:
+/// object type 0x6C (ISO/IEC 10918-1), a visual stream, no decoder
+/// specific information.
+fn jpeg_esds(w: &mut BoxWriter) -> Result<(), Mp4Error> {
+    let esds = w.begin_full(b"esds", 0, 0);
+    // Descriptor lengths are one byte here: all are under 128.
+    w.bytes(&[0x03, 3 + 15 + 3]); // ES_Descriptor
+    w.u16(1); // ES_ID
+    w.bytes(&[0]); // no stream dependence, URL or OCR stream
+    w.bytes(&[0x04, 13]); // DecoderConfigDescriptor
+    w.bytes(&[0x6C]); // objectTypeIndication: JPEG
+    w.bytes(&[(0x04 << 2) | 1]); // streamType visual, upStream 0, reserved 1
+    w.bytes(&[0, 0, 0]); // bufferSizeDB: unknown
+    w.u32(0); // maxBitrate: unknown
+    w.u32(0); // avgBitrate: unknown
+    w.bytes(&[0x06, 1, 0x02]); // SLConfigDescriptor, predefined for MP4
+    w.end(esds)?;
     Ok(())
 }
 

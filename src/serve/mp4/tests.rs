@@ -390,14 +390,6 @@ fn bad_descriptions_are_refused() {
     let mut src = MemSource::default();
     let seg = synth(&mut src, 0, 20, 10);
     let e = || vec![h264_entry(640, 360)];
-    let jpeg = Mp4SampleEntry {
-        codec: Codec::Jpeg,
-        ..h264_entry(640, 360)
-    };
-    assert_eq!(
-        build(vec![jpeg], vec![seg.clone()], 0, 1, 0).unwrap_err(),
-        Mp4Error::Unsupported(Codec::Jpeg)
-    );
     let invalid = |r: Result<Mp4File, Mp4Error>| matches!(r, Err(Mp4Error::Invalid(_)));
     assert!(invalid(build(e(), vec![], 0, 1, 0)));
     assert!(invalid(build(vec![], vec![seg.clone()], 0, 1, 0)));
@@ -748,6 +740,46 @@ fn h265_clip_plays() {
     assert_eq!(get(&p, "height"), "360");
     assert_eq!(get(&p, "nb_read_frames"), "100");
     assert_duration(&p, 100 * 3600);
+    decode_clean(&t);
+}
+
+#[test]
+#[ignore = "needs ffmpeg (run by make test)"]
+fn jpeg_clip_plays() {
+    // The clip is JPEG images back to back, as the depacketizer stores them.
+    let mut data: &[u8] = include_bytes!("../../camera/clips/mjpeg.mjpeg");
+    let mut src = MemSource::default();
+    let mut frames = Vec::new();
+    while !data.is_empty() {
+        let (_, used) = crate::camera::clip::parse_jpeg(data).unwrap();
+        frames.push(Mp4Frame {
+            duration_90k: FPS25,
+            size: used as u32,
+            key: true,
+            loc: src.add(data[..used].to_vec()),
+        });
+        data = &data[used..];
+    }
+    let n = frames.len();
+    assert!(n >= 10);
+    let entry = Mp4SampleEntry {
+        codec: Codec::Jpeg,
+        width: 640,
+        height: 360,
+        decoder_config: Vec::new(),
+    };
+    let seg = Mp4Segment {
+        sample_entry: 0,
+        frames,
+    };
+    let f = build(vec![entry], vec![seg], 0, n as u64 * 3600, 0).unwrap();
+    let t = write(&f, &src, "jpeg.mp4");
+    let p = probe(&t, PROBE);
+    assert_eq!(get(&p, "codec_name"), "mjpeg");
+    assert_eq!(get(&p, "width"), "640");
+    assert_eq!(get(&p, "height"), "360");
+    assert_eq!(get(&p, "nb_read_frames"), n.to_string());
+    assert_duration(&p, n as u64 * 3600);
     decode_clean(&t);
 }
 
