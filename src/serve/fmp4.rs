@@ -46,7 +46,12 @@ impl From<&Mp4Frame> for FragSample {
 }
 
 /// The init segment (`ftyp` + `moov`) for a track described by `entry`.
+/// H.264 and H.265 only: the players fragmented MP4 is for (MSE, HLS)
+/// cannot play JPEG from it, so it is refused here rather than served.
 pub fn init_segment(entry: &Mp4SampleEntry) -> Result<Vec<u8>, Mp4Error> {
+    if entry.codec == crate::media::Codec::Jpeg {
+        return Err(Mp4Error::Unsupported(entry.codec));
+    }
     if entry.decoder_config.is_empty() || entry.decoder_config.len() > 1 << 16 {
         return Err(Mp4Error::Invalid(format!(
             "decoder configuration of {} bytes",
