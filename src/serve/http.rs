@@ -19,7 +19,7 @@ use crate::store::db::{self, Db, SampleEntry};
 use crate::time::{format_90k, parse_90k};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -49,6 +49,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// part of a 256 MB board's memory. This is plenty for video on a LAN (it
 /// allows 256 MB/s at 1 ms round trip).
 const SEND_BUFFER: libc::c_int = 256 * 1024;
+/// The copy buffer of a live response.
+const LIVE_BUFFER: usize = 32 * 1024;
 /// A connection to which nothing was sent for this long is closed: an idle
 /// keep-alive connection, or a client that never finishes its request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -253,6 +255,7 @@ impl HttpServer {
                 stop: stop.clone(),
                 long: long.clone(),
                 permits: permits.clone(),
+                port: addr.port(),
                 db: None,
             };
             let spawned = std::thread::Builder::new()
@@ -321,6 +324,8 @@ struct Worker {
     stop: Arc<AtomicBool>,
     long: Arc<Mutex<Vec<JoinHandle<()>>>>,
     permits: Arc<Permits>,
+    /// The port we listen on, to find a connection's socket.
+    port: u16,
     /// This worker's read-only connection to the index, reopened after an
     /// error (WAL readers run alongside the writer).
     db: Option<Db>,
@@ -395,18 +400,34 @@ impl Worker {
                     inner: reader,
                     stop: self.stop.clone(),
                 };
+                let (port, peer) = (self.port, rq.remote_addr().copied());
                 // Too long for this platform's usize: chunked instead.
                 let len = len.and_then(|l| usize::try_from(l).ok());
-                // A known length is always sent as Content-Length (tiny_http
-                // would switch large bodies to chunked encoding).
-                let resp = tiny_http::Response::new(code, headers, reader, len, None)
-                    .with_chunked_threshold(usize::MAX);
+                let live = len.is_none() && *rq.method() != tiny_http::Method::Head;
                 let spawned =
                     std::thread::Builder::new()
                         .name("http-long".into())
                         .spawn(move || {
                             let _permit = permit;
-                            let _ = rq.respond(resp);
+                            let sent = if live {
+                                send_live(rq, code, headers, reader)
+                            } else {
+                                // A known length is always sent as Content-Length
+                                // (tiny_http would switch large bodies to chunked
+                                // encoding).
+                                let resp =
+                                    tiny_http::Response::new(code, headers, reader, len, None)
+                                        .with_chunked_threshold(usize::MAX);
+                                rq.respond(resp)
+                            };
+                            // A live body ends with its connection; one that could
+                            // not be finished must end it too, or a keep-alive
+                            // client would wait for the rest.
+                            if live || sent.is_err() {
+                                if let Some(peer) = peer {
+                                    super::reaper::close_connection(port, peer);
+                                }
+                            }
                         });
                 match spawned {
                     Ok(t) => {
@@ -420,6 +441,42 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// A body of unknown length (live video), flushed after every read so each
+/// frame leaves as soon as it is made. tiny_http's own chunked writer holds
+/// output until 8 KiB have gathered (seconds of delay for a low-bitrate
+/// stream) and will not let a route set `Transfer-Encoding`, so the body
+/// is written here, delimited by the end of the connection (RFC 9112,
+/// 6.3: a response with neither length nor chunking ends when the server
+/// closes); the caller closes it afterwards. The response goes out
+/// through tiny_http's `upgrade`, which sends the head as given plus
+/// `Connection: upgrade` and an `Upgrade` header: in a 200 answer that only
+/// advertises a protocol (RFC 9110, 7.8), and clients ignore it.
+fn send_live(
+    rq: tiny_http::Request,
+    code: tiny_http::StatusCode,
+    mut headers: Vec<tiny_http::Header>,
+    mut body: impl Read,
+) -> io::Result<()> {
+    if !headers.iter().any(|h| h.field.equiv("Cache-Control")) {
+        headers.extend(header("Cache-Control", "no-store"));
+    }
+    let resp = tiny_http::Response::new(code, headers, io::empty(), None, None);
+    let mut out = rq.upgrade("HTTP/1.1", resp);
+    let mut buf = vec![0u8; LIVE_BUFFER];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return out.flush();
+        }
+        out.write_all(&buf[..n])?;
+        out.flush()?;
     }
 }
 
