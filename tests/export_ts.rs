@@ -180,6 +180,8 @@ fn route_and_cli() {
             cfg.storage.db.clone(),
             rec.pool_reader.clone(),
         )],
+        auth: None,
+        counters: Default::default(),
     });
     let http = HttpServer::start(cfg.http.listen, ctx, 4).unwrap();
     let addr = http.local_addr();
