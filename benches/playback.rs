@@ -63,6 +63,8 @@ fn main() {
             cfg.storage.db.clone(),
             pools.reader(),
         )],
+        auth: None,
+        counters: Default::default(),
     });
     let http = HttpServer::start(([127, 0, 0, 1], 0).into(), ctx, 4).unwrap();
     let addr = http.local_addr();

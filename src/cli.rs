@@ -18,8 +18,8 @@ commands:
   status [--json]                      storage use, retention, last recording per stream
   list --camera NAME [--stream main|sub] [--start T] [--end T] [--json]
                                        recordings in a time range
-  export --camera NAME [--stream main|sub] --start T --end T -o FILE [--format mp4]
-                                       write a range as .mp4 (FILE - is stdout)
+  export --camera NAME [--stream main|sub] --start T --end T -o FILE [--format mp4|ts]
+                                       write a range as .mp4 or .ts (FILE - is stdout)
   check [--level presence|size|crc] [--repair] [--rebuild-index]
                                        verify the index against the pool files
   config check                         validate the config, print effective values
@@ -34,7 +34,7 @@ global options:
   -V, --version       print the version
 
 Times T: RFC 3339 (2026-11-21T10:00:00Z), local (2026-11-21T10:00:00) or Unix seconds.
-Still to come (see README): MPEG-TS export, user.
+Still to come (see README): user.
 ";
 
 const DEMO_HELP: &str = "\
@@ -77,12 +77,14 @@ The recordings of one camera stream (default main) overlapping the range
 ";
 
 const EXPORT_HELP: &str = "\
-usage: vigil [-c CONFIG] export --camera NAME [--stream main|sub] --start T --end T -o FILE [--format mp4]
+usage: vigil [-c CONFIG] export --camera NAME [--stream main|sub] --start T --end T -o FILE [--format mp4|ts]
 
-Writes the recorded range as one .mp4, starting exactly at T (spliced
-across recordings; a gap between recordings is skipped). The format comes
-from FILE's extension, or --format when FILE is - (stdout). Shows
-progress on a terminal. MPEG-TS (.ts) comes later.
+Writes the recorded range as one file, spliced across recordings (a gap
+between recordings is skipped). An .mp4 starts exactly at the start
+time (edit list); an MPEG-TS (.ts) starts at the key frame at or before
+it, as TS cannot skip into a GOP. The format comes from FILE's
+extension, or --format (needed when FILE is -, stdout). Shows progress
+on a terminal.
 ";
 
 const CHECK_HELP: &str = "\
@@ -405,10 +407,13 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
                 )));
             }
             let format = match (o.get("--format"), out) {
-                (Some(f), _) => f.to_owned(),
+                (Some(f @ ("mp4" | "ts")), _) => f.to_owned(),
+                (Some(f), _) => {
+                    return Err(UsageError(format!("--format takes mp4 or ts, got {f:?}")))
+                }
                 (None, "-") => {
                     return Err(UsageError(
-                        "export to stdout (-o -) needs --format mp4".into(),
+                        "export to stdout (-o -) needs --format mp4 or --format ts".into(),
                     ))
                 }
                 (None, path) => match Path::new(path).extension().and_then(|e| e.to_str()) {
@@ -591,6 +596,15 @@ mod tests {
             p("export --camera a --start 1 --end 2 -o x.mp4").unwrap().command,
             Command::Export { ref format, .. } if format == "mp4"
         ));
+        assert!(matches!(
+            p("export --camera a --start 1 --end 2 -o x.TS").unwrap().command,
+            Command::Export { ref format, .. } if format == "ts"
+        ));
+        assert!(matches!(
+            p("export --camera a --start 1 --end 2 -o - --format ts").unwrap().command,
+            Command::Export { ref format, ref out, .. } if format == "ts" && out == Path::new("-")
+        ));
+        assert!(p("export --camera a --start 1 --end 2 -o - --format avi").is_err());
         assert!(p("export --camera a --start 1 --end 2 -o x.avi").is_err());
         assert!(p("export --camera a --start 1 --end 2 -o -").is_err());
         assert!(p("export --camera a --start 1 -o x.mp4").is_err());

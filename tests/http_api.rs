@@ -133,6 +133,8 @@ fn context(cfg: &Config, rec: &Recorder, hook: Option<RouteHook>) -> Arc<ServeCo
         started: Instant::now(),
         arena_bytes: 4 << 20,
         route_hooks: hook.into_iter().collect(),
+        auth: None,
+        counters: Default::default(),
     })
 }
 
@@ -401,6 +403,8 @@ fn long_answers_are_limited_by_max_clients() {
         started: Instant::now(),
         arena_bytes: 0,
         route_hooks: vec![hook],
+        auth: None,
+        counters: Default::default(),
     });
     let http = HttpServer::start(([127, 0, 0, 1], 0).into(), ctx, 1).unwrap();
     let addr = http.local_addr();
@@ -568,6 +572,8 @@ fn idle_and_unfinished_connections_are_closed() {
         started: Instant::now(),
         arena_bytes: 0,
         route_hooks: Vec::new(),
+        auth: None,
+        counters: Default::default(),
     });
     let http = HttpServer::start(([127, 0, 0, 1], 0).into(), ctx, 4).unwrap();
     let addr = http.local_addr();
@@ -596,5 +602,111 @@ fn idle_and_unfinished_connections_are_closed() {
         "closed after {waited:?}"
     );
     assert_eq!(get(addr, "/api/status").status, 200);
+    http.stop();
+}
+
+/// The gate every request passes when `http.auth` is on, with a stand-in
+/// authenticator (`X-Test-User: admin|viewer`, `X-Test-Cookie: 1` for a
+/// session cookie): no credentials -> 401 except on public paths, a viewer
+/// changing anything -> 403, a cookie-authenticated change from another
+/// origin -> 403; methods a path does not take -> 405 with `Allow`.
+#[test]
+fn auth_gate_roles_origin_and_methods() {
+    use vigil::serve::http::{Authenticator, Identity, Req, Role};
+    struct Fake;
+    impl Authenticator for Fake {
+        fn identify(&self, req: &Req<'_>) -> Result<Option<Identity>, Reply> {
+            let role = match req.header("X-Test-User") {
+                Some("admin") => Role::Admin,
+                Some("viewer") => Role::Viewer,
+                Some(_) => return Err(Reply::error(401, "bad credentials")),
+                None => return Ok(None),
+            };
+            Ok(Some(Identity {
+                user: "u".into(),
+                role,
+                by_cookie: req.header("X-Test-Cookie").is_some(),
+            }))
+        }
+        fn unauthorized(&self, _req: &Req<'_>) -> Reply {
+            Reply::error(401, "log in first")
+        }
+    }
+    let dir = temp_dir("http-gate");
+    let cfg = config::parse_str("[storage]\npath = \"data\"\n", &dir).unwrap();
+    // Answers every path it is asked, so the gate's verdict shows.
+    let echo: RouteHook = Arc::new(|req| {
+        Some(Reply::json(
+            200,
+            &serde_json::json!({ "method": req.method.name(), "body": req.body.len() }),
+        ))
+    });
+    let ctx = Arc::new(ServeContext {
+        statuses: Vec::new(),
+        db_path: dir.join("missing.db"),
+        storage: cfg.storage.clone(),
+        started: Instant::now(),
+        arena_bytes: 0,
+        route_hooks: vec![echo],
+        auth: Some(Arc::new(Fake)),
+        counters: Default::default(),
+    });
+    let http = HttpServer::start(([127, 0, 0, 1], 0).into(), ctx.clone(), 4).unwrap();
+    let addr = http.local_addr();
+    let send = |method: &str, target: &str, headers: &str, body: &str| -> Resp {
+        let raw = format!(
+            "{method} {target} HTTP/1.1\r\nHost: h:1\r\nConnection: close\r\n{headers}\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        parse(&exchange(addr, raw.as_bytes()).unwrap())
+    };
+    // No credentials.
+    assert_eq!(send("GET", "/api/status", "", "").status, 401);
+    assert_eq!(send("GET", "/api/cameras/a/live.mp4", "", "").status, 401);
+    assert_eq!(send("GET", "/", "", "").status, 200);
+    assert_eq!(send("GET", "/app.js", "", "").status, 200);
+    assert_eq!(send("POST", "/api/login", "", "{}").status, 200);
+    // Wrong credentials are the authenticator's answer.
+    assert_eq!(
+        send("GET", "/api/status", "X-Test-User: who\r\n", "").status,
+        401
+    );
+    // Viewers read, admins change.
+    let viewer = "X-Test-User: viewer\r\n";
+    let admin = "X-Test-User: admin\r\n";
+    assert_eq!(send("GET", "/api/cameras", viewer, "").status, 200);
+    assert_eq!(send("POST", "/api/cameras", viewer, "{}").status, 403);
+    assert_eq!(send("DELETE", "/api/cameras/a", viewer, "").status, 403);
+    assert_eq!(send("POST", "/api/logout", viewer, "").status, 200);
+    let r = send("POST", "/api/cameras", admin, "{\"a\":1}");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["body"], 7);
+    // A change by cookie needs our own Origin.
+    let cookie_admin = "X-Test-User: admin\r\nX-Test-Cookie: 1\r\n";
+    assert_eq!(
+        send("PUT", "/api/cameras/a", cookie_admin, "{}").status,
+        403
+    );
+    let evil = format!("{cookie_admin}Origin: http://evil.example\r\n");
+    assert_eq!(send("PUT", "/api/cameras/a", &evil, "{}").status, 403);
+    let ours = format!("{cookie_admin}Origin: http://h:1\r\n");
+    assert_eq!(send("PUT", "/api/cameras/a", &ours, "{}").status, 200);
+    assert_eq!(send("GET", "/api/cameras", cookie_admin, "").status, 200);
+    // Methods.
+    let r = send("POST", "/api/status", admin, "");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow").unwrap(), "GET, HEAD");
+    let r = send("PATCH", "/api/cameras/a", admin, "");
+    assert_eq!(r.status, 405);
+    let r = send("DELETE", "/api/cameras", admin, "");
+    assert_eq!(r.header("Allow").unwrap(), "GET, HEAD, POST");
+    // Bodies over the bound.
+    let big = "x".repeat(70 * 1024);
+    assert_eq!(send("POST", "/api/cameras", admin, &big).status, 413);
+    // Every answer was counted.
+    let counted: u64 = ctx.counters.snapshot().iter().map(|(_, n)| n).sum();
+    assert_eq!(counted, 19, "{:?}", ctx.counters.snapshot());
+    assert_eq!(ctx.counters.abandoned(), 0);
     http.stop();
 }

@@ -1,7 +1,9 @@
 //! `vigil export`: a range of recorded video into a file (or stdout), the
-//! same bytes `view.mp4` serves, read straight from the pool files.
+//! same bytes `view.mp4` or `export.ts` serve, read straight from the pool
+//! files.
 
-use super::view::{plan, Mp4Reader, PoolSource};
+use super::ts::TsFile;
+use super::view::{plan, plan_frames, Mp4Reader, PoolSource};
 use crate::config::Config;
 use crate::store::{self, format, pool::Pools};
 use std::io::{IsTerminal, Read, Write};
@@ -9,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Writes `camera/stream` over `[start, end)` to `out` ("-" for stdout) as
-/// `format` ("mp4"; "ts" comes with the MPEG-TS muxer).
+/// `format` ("mp4" or "ts"); returns the bytes written.
 pub fn export(
     cfg: &Config,
     camera: &str,
@@ -19,9 +21,9 @@ pub fn export(
     out: &Path,
     format_name: &str,
 ) -> Result<u64, String> {
-    if format_name != "mp4" {
+    if format_name != "mp4" && format_name != "ts" {
         return Err(format!(
-            "export as {format_name:?} is not available yet (MPEG-TS comes with the playback work); use a .mp4 file"
+            "cannot export as {format_name:?}: the formats are mp4 and ts"
         ));
     }
     let db = store::open::open_read_only(&cfg.storage)?;
@@ -30,7 +32,6 @@ pub fn export(
         .iter()
         .find(|s| s.camera == camera && s.kind == stream)
         .ok_or_else(|| format!("no recordings of {camera}/{stream}"))?;
-    let file = Arc::new(plan(&db, s.id, start_90k, end_90k).map_err(|e| e.to_string())?);
     // Readers share the pool files with a running writer: read-only opens
     // under the same identity checks, no lock taken.
     let uuid = format::read_meta(&cfg.storage.path).map_err(|e| e.to_string())?;
@@ -41,12 +42,21 @@ pub fn export(
         u64::from(cfg.storage.pool_size_mb) * 1024 * 1024,
     )
     .map_err(|e| e.to_string())?;
-    let len = file.len();
-    let mut reader = Mp4Reader {
-        file,
-        source: PoolSource(pools.reader()),
-        pos: 0,
-        end: len,
+    let source = PoolSource(pools.reader());
+    let (len, mut reader): (u64, Box<dyn Read>) = if format_name == "ts" {
+        let p = plan_frames(&db, s.id, start_90k, end_90k).map_err(|e| e.to_string())?;
+        let file = Arc::new(TsFile::new(p).map_err(|e| e.to_string())?);
+        (file.len(), Box::new(file.reader(source)))
+    } else {
+        let file = Arc::new(plan(&db, s.id, start_90k, end_90k).map_err(|e| e.to_string())?);
+        let len = file.len();
+        let r = Mp4Reader {
+            file,
+            source,
+            pos: 0,
+            end: len,
+        };
+        (len, Box::new(r))
     };
     let to_stdout = out == Path::new("-");
     let mut sink: Box<dyn Write> = if to_stdout {
@@ -60,27 +70,37 @@ pub fn export(
     let progress = !to_stdout && std::io::stderr().is_terminal();
     let mut buf = vec![0u8; 256 * 1024];
     let mut done: u64 = 0;
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| format!("reading the recording: {e}"))?;
-        if n == 0 {
-            break;
+    let mut copy = || -> Result<(), String> {
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| format!("reading the recording: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            sink.write_all(&buf[..n])
+                .map_err(|e| format!("writing {}: {e}", out.display()))?;
+            done += n as u64;
+            if progress {
+                eprint!(
+                    "\rexporting: {:>5.1}% of {:.1} MiB",
+                    done as f64 * 100.0 / len.max(1) as f64,
+                    len as f64 / 1048576.0
+                );
+            }
         }
-        sink.write_all(&buf[..n])
-            .map_err(|e| format!("writing {}: {e}", out.display()))?;
-        done += n as u64;
-        if progress {
-            eprint!(
-                "\rexporting: {:>5.1}% of {:.1} MiB",
-                done as f64 * 100.0 / len.max(1) as f64,
-                len as f64 / 1048576.0
-            );
-        }
-    }
-    sink.flush().map_err(|e| e.to_string())?;
+        sink.flush().map_err(|e| e.to_string())
+    };
+    let result = copy();
     if progress {
         eprintln!();
+    }
+    if let Err(e) = result {
+        // A file cut short would pass for the range: leave none.
+        if !to_stdout {
+            let _ = std::fs::remove_file(out);
+        }
+        return Err(e);
     }
     Ok(done)
 }

@@ -19,7 +19,7 @@ use crate::store::db::{self, Db, SampleEntry};
 use crate::time::{format_90k, parse_90k};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -49,12 +49,17 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// part of a 256 MB board's memory. This is plenty for video on a LAN (it
 /// allows 256 MB/s at 1 ms round trip).
 const SEND_BUFFER: libc::c_int = 256 * 1024;
+/// The copy buffer of a live response.
+const LIVE_BUFFER: usize = 32 * 1024;
 /// A connection to which nothing was sent for this long is closed: an idle
 /// keep-alive connection, or a client that never finishes its request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connections beyond `max_clients` plus this many are closed, idlest
 /// first: each holds a tiny_http thread.
 const SPARE_CONNECTIONS: usize = 32;
+/// A refused body up to this size is discarded the way tiny_http does it
+/// (a zeroed allocation of its size that is never touched); see `serve`.
+const DROPPABLE_BODY: usize = 16 << 20;
 /// How long `stop` waits for long answers still being written.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -77,6 +82,149 @@ pub struct ServeContext {
     pub arena_bytes: u64,
     /// Tried in order for every path this module does not answer itself.
     pub route_hooks: Vec<RouteHook>,
+    /// Who is asking, when `http.auth` is on; `None`: every request may do
+    /// everything (a trusted network).
+    pub auth: Option<Arc<dyn Authenticator>>,
+    /// Requests answered, by status, for `/metrics`.
+    pub counters: Arc<HttpCounters>,
+}
+
+/// What a user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Read only: watch, list, download.
+    Viewer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// Who sent a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub role: Role,
+    /// Authenticated by a session cookie (which a browser sends by itself,
+    /// so a state-changing request must also pass the Origin check), not
+    /// by credentials sent with the request.
+    pub by_cookie: bool,
+}
+
+/// Tells who sent a request, when `http.auth` is on.
+pub trait Authenticator: Send + Sync {
+    /// The sender, from a session cookie or HTTP Basic credentials:
+    /// `Ok(None)` when the request carries neither. `Err` is the answer to
+    /// give instead (wrong credentials: 401; too many failures from this
+    /// address: 429).
+    fn identify(&self, req: &Req<'_>) -> Result<Option<Identity>, Reply>;
+
+    /// The answer to a request that needs credentials and has none.
+    fn unauthorized(&self, req: &Req<'_>) -> Reply;
+}
+
+/// Paths anyone may request, logged in or not: the page and its assets,
+/// and logging in.
+pub fn is_public(segments: &[String], method: Method) -> bool {
+    match segments {
+        [p] => p.is_empty() || (matches!(method, Method::Get | Method::Head) && is_page_asset(p)),
+        [a, l] => a == "api" && (l == "login" || l == "logout"),
+        _ => false,
+    }
+}
+
+/// A static file of the page (`/app.js`, `/app.css`, `/favicon.svg`...):
+/// one path segment with a known extension.
+fn is_page_asset(name: &str) -> bool {
+    [".js", ".css", ".svg", ".ico", ".png", ".webmanifest"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// The methods a path accepts; anything else is 405 with `Allow`.
+pub fn allowed_methods(segments: &[String]) -> &'static [Method] {
+    use Method::*;
+    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        ["api", "login"] | ["api", "logout"] => &[Post],
+        ["api", "cameras"] | ["api", "users"] => &[Get, Head, Post],
+        ["api", "cameras", _] => &[Get, Head, Put, Delete],
+        ["api", "users", _] => &[Get, Head, Put, Delete],
+        _ => &[Get, Head],
+    }
+}
+
+/// Requests answered, by status.
+#[derive(Default)]
+pub struct HttpCounters {
+    /// (status, count), in order of first use: a handful of entries.
+    by_status: Mutex<Vec<(u16, u64)>>,
+    /// Connections given up because their declared body was absurd.
+    abandoned: AtomicU32,
+}
+
+impl HttpCounters {
+    fn count_abandoned(&self) {
+        self.abandoned.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections whose tiny_http thread was left parked (see `serve`).
+    pub fn abandoned(&self) -> u32 {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
+    pub fn count(&self, status: u16) {
+        let mut v = self.by_status.lock().unwrap_or_else(|e| e.into_inner());
+        match v.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => v.push((status, 1)),
+        }
+    }
+
+    /// (status, count) pairs, by status.
+    pub fn snapshot(&self) -> Vec<(u16, u64)> {
+        let mut v = self
+            .by_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// The request methods Vigil answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    /// GET and HEAD only read.
+    pub fn changes_state(self) -> bool {
+        !matches!(self, Method::Get | Method::Head)
+    }
 }
 
 /// Whether `/api/cameras/{name}/{what}` is a long answer (video bytes for
@@ -149,7 +297,15 @@ pub struct Req<'a> {
     pub segments: Vec<String>,
     /// Percent-decoded query parameters, in order.
     pub query: Vec<(String, String)>,
+    pub method: Method,
+    /// `method == Head`: answer with the headers of a GET, and no body.
     pub head: bool,
+    /// The request body (POST, PUT), at most `MAX_BODY` bytes.
+    pub body: Vec<u8>,
+    /// The client's address (for rate limits and logs).
+    pub peer: Option<SocketAddr>,
+    /// Who sent it, when `http.auth` is on and it carried credentials.
+    pub identity: Option<Identity>,
     /// The long-answer permit this route was given, if it needs one.
     pub permit: Option<Permit>,
     pub permits: &'a Permits,
@@ -253,6 +409,7 @@ impl HttpServer {
                 stop: stop.clone(),
                 long: long.clone(),
                 permits: permits.clone(),
+                port: addr.port(),
                 db: None,
             };
             let spawned = std::thread::Builder::new()
@@ -321,6 +478,8 @@ struct Worker {
     stop: Arc<AtomicBool>,
     long: Arc<Mutex<Vec<JoinHandle<()>>>>,
     permits: Arc<Permits>,
+    /// The port we listen on, to find a connection's socket.
+    port: u16,
     /// This worker's read-only connection to the index, reopened after an
     /// error (WAL readers run alongside the writer).
     db: Option<Db>,
@@ -345,10 +504,15 @@ impl Worker {
 
     fn serve(&mut self, rq: tiny_http::Request) {
         // tiny_http 0.12 discards an unread body by allocating what is left
-        // of it in one piece, so a huge Content-Length would exhaust memory
-        // when `rq` is dropped. Answer through `upgrade`, which hands the
-        // body reader over, and never drop that reader.
-        if rq.body_length().is_some_and(|n| n > MAX_BODY) {
+        // of it in one piece (zeroed, so untouched pages cost nothing), and
+        // aborts the process when that cannot be had. So: answer through
+        // `upgrade`, which hands the body reader over, shut the connection
+        // down so that nothing is left to read, and drop the reader if the
+        // allocation is a harmless one; beyond that, never drop it (which
+        // costs the parked tiny_http thread of that connection: counted).
+        if let Some(n) = rq.body_length().filter(|&n| n > MAX_BODY) {
+            let peer = rq.remote_addr().copied();
+            self.ctx.counters.count(413);
             let headers = build_headers("application/json", &[("Content-Length", "0".into())]);
             let resp = tiny_http::Response::new(
                 tiny_http::StatusCode(413),
@@ -358,18 +522,56 @@ impl Worker {
                 None,
             );
             let stream = rq.upgrade("close", resp);
-            std::mem::forget(stream);
+            if let Some(peer) = peer {
+                super::reaper::close_connection(self.port, peer);
+            }
+            if n <= DROPPABLE_BODY {
+                drop(stream);
+            } else {
+                self.ctx.counters.count_abandoned();
+                log::warn!(
+                    "http: a request from {} declared a body of {n} bytes; refused, connection abandoned",
+                    peer.map_or_else(|| "?".to_owned(), |p| p.ip().to_string())
+                );
+                std::mem::forget(stream);
+            }
             return;
         }
-        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&rq)))
-            .unwrap_or_else(|_| {
-                self.db = None;
-                Reply::error(500, "internal error")
-            });
+        let mut rq = rq;
+        let mut body = Vec::new();
+        if matches!(
+            rq.method(),
+            tiny_http::Method::Post | tiny_http::Method::Put
+        ) {
+            // A chunked body has no length up front: read one byte past the
+            // bound to know it is over.
+            let read = rq
+                .as_reader()
+                .take(MAX_BODY as u64 + 1)
+                .read_to_end(&mut body);
+            if read.is_err() {
+                self.respond(rq, Reply::error(400, "body: could not be read"));
+                return;
+            }
+            if body.len() > MAX_BODY {
+                self.respond(
+                    rq,
+                    Reply::error(413, &format!("body: larger than {MAX_BODY} bytes")),
+                );
+                return;
+            }
+        }
+        let reply =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&rq, body)))
+                .unwrap_or_else(|_| {
+                    self.db = None;
+                    Reply::error(500, "internal error")
+                });
         self.respond(rq, reply);
     }
 
     fn respond(&self, rq: tiny_http::Request, reply: Reply) {
+        self.ctx.counters.count(reply.status);
         let Reply {
             status,
             content_type,
@@ -395,18 +597,34 @@ impl Worker {
                     inner: reader,
                     stop: self.stop.clone(),
                 };
+                let (port, peer) = (self.port, rq.remote_addr().copied());
                 // Too long for this platform's usize: chunked instead.
                 let len = len.and_then(|l| usize::try_from(l).ok());
-                // A known length is always sent as Content-Length (tiny_http
-                // would switch large bodies to chunked encoding).
-                let resp = tiny_http::Response::new(code, headers, reader, len, None)
-                    .with_chunked_threshold(usize::MAX);
+                let live = len.is_none() && *rq.method() != tiny_http::Method::Head;
                 let spawned =
                     std::thread::Builder::new()
                         .name("http-long".into())
                         .spawn(move || {
                             let _permit = permit;
-                            let _ = rq.respond(resp);
+                            let sent = if live {
+                                send_live(rq, code, headers, reader)
+                            } else {
+                                // A known length is always sent as Content-Length
+                                // (tiny_http would switch large bodies to chunked
+                                // encoding).
+                                let resp =
+                                    tiny_http::Response::new(code, headers, reader, len, None)
+                                        .with_chunked_threshold(usize::MAX);
+                                rq.respond(resp)
+                            };
+                            // A live body ends with its connection; one that could
+                            // not be finished must end it too, or a keep-alive
+                            // client would wait for the rest.
+                            if live || sent.is_err() {
+                                if let Some(peer) = peer {
+                                    super::reaper::close_connection(port, peer);
+                                }
+                            }
                         });
                 match spawned {
                     Ok(t) => {
@@ -420,6 +638,42 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// A body of unknown length (live video), flushed after every read so each
+/// frame leaves as soon as it is made. tiny_http's own chunked writer holds
+/// output until 8 KiB have gathered (seconds of delay for a low-bitrate
+/// stream) and will not let a route set `Transfer-Encoding`, so the body
+/// is written here, delimited by the end of the connection (RFC 9112,
+/// 6.3: a response with neither length nor chunking ends when the server
+/// closes); the caller closes it afterwards. The response goes out
+/// through tiny_http's `upgrade`, which sends the head as given plus
+/// `Connection: upgrade` and an `Upgrade` header: in a 200 answer that only
+/// advertises a protocol (RFC 9110, 7.8), and clients ignore it.
+fn send_live(
+    rq: tiny_http::Request,
+    code: tiny_http::StatusCode,
+    mut headers: Vec<tiny_http::Header>,
+    mut body: impl Read,
+) -> io::Result<()> {
+    if !headers.iter().any(|h| h.field.equiv("Cache-Control")) {
+        headers.extend(header("Cache-Control", "no-store"));
+    }
+    let resp = tiny_http::Response::new(code, headers, io::empty(), None, None);
+    let mut out = rq.upgrade("HTTP/1.1", resp);
+    let mut buf = vec![0u8; LIVE_BUFFER];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return out.flush();
+        }
+        out.write_all(&buf[..n])?;
+        out.flush()?;
     }
 }
 
@@ -469,6 +723,54 @@ fn set_send_buffer(sock: &std::net::TcpListener, bytes: libc::c_int) -> io::Resu
     }
 }
 
+/// With `http.auth` on: who sent the request, and may they do this? Sets
+/// `req.identity`; `Err` is the answer instead. Public paths pass without
+/// credentials (but carry an identity when they have one). A viewer may
+/// only read; a state-changing request authenticated by a cookie must come
+/// from our own page (its `Origin` names the host it was sent to), which
+/// stops other sites from making a logged-in browser act for them.
+fn gate(auth: &dyn Authenticator, req: &mut Req<'_>) -> Result<(), Reply> {
+    let identity = auth.identify(req)?;
+    let public = is_public(&req.segments, req.method);
+    let Some(id) = identity else {
+        return if public {
+            Ok(())
+        } else {
+            Err(auth.unauthorized(req))
+        };
+    };
+    if req.method.changes_state() {
+        let logging_in_or_out = req.segments.len() == 2 && public;
+        if id.role == Role::Viewer && !logging_in_or_out {
+            return Err(Reply::error(
+                403,
+                "forbidden: viewers may not change anything",
+            ));
+        }
+        if id.by_cookie && !same_origin(req) {
+            return Err(Reply::error(
+                403,
+                "forbidden: a change made with a session cookie must come from this server's page (Origin)",
+            ));
+        }
+    }
+    req.identity = Some(id);
+    Ok(())
+}
+
+/// The request's `Origin` is the host it was sent to (`Host`), over http
+/// or https.
+fn same_origin(req: &Req<'_>) -> bool {
+    let (Some(origin), Some(host)) = (req.header("Origin"), req.header("Host")) else {
+        return false;
+    };
+    let origin = origin.trim();
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    rest.is_some_and(|h| h.eq_ignore_ascii_case(host.trim()))
+}
+
 /// Ends a long answer's body when the server stops.
 struct StopReader {
     inner: Box<dyn Read + Send>,
@@ -502,16 +804,21 @@ fn build_headers(content_type: &str, extra: &[(&'static str, String)]) -> Vec<ti
 }
 
 impl Worker {
-    fn route(&mut self, rq: &tiny_http::Request) -> Reply {
-        let head = match rq.method() {
-            tiny_http::Method::Get => false,
-            tiny_http::Method::Head => true,
+    fn route(&mut self, rq: &tiny_http::Request, body: Vec<u8>) -> Reply {
+        let method = match rq.method() {
+            tiny_http::Method::Get => Method::Get,
+            tiny_http::Method::Head => Method::Head,
+            tiny_http::Method::Post => Method::Post,
+            tiny_http::Method::Put => Method::Put,
+            tiny_http::Method::Delete => Method::Delete,
             _ => {
-                let mut r = Reply::error(405, "method not allowed: only GET and HEAD are served");
-                r.headers.push(("Allow", "GET, HEAD".into()));
+                let mut r = Reply::error(405, "method not allowed");
+                r.headers
+                    .push(("Allow", "GET, HEAD, POST, PUT, DELETE".into()));
                 return r;
             }
         };
+        let head = method == Method::Head;
         let url = rq.url();
         if url.len() > MAX_URL {
             return Reply::error(414, "request target too long");
@@ -532,15 +839,34 @@ impl Worker {
             Ok(q) => q,
             Err(e) => return Reply::error(400, &e),
         };
+        let allowed = allowed_methods(&segments);
+        if !allowed.contains(&method) {
+            let mut r = Reply::error(
+                405,
+                &format!("method not allowed: {} is not served here", method.name()),
+            );
+            let names: Vec<&str> = allowed.iter().map(|m| m.name()).collect();
+            r.headers.push(("Allow", names.join(", ")));
+            return r;
+        }
         let permits = self.permits.clone();
         let mut req = Req {
             segments,
             query,
+            method,
             head,
+            body,
+            peer: rq.remote_addr().copied(),
+            identity: None,
             permit: None,
             permits: &permits,
             raw: rq,
         };
+        if let Some(auth) = &self.ctx.auth {
+            if let Err(r) = gate(auth.as_ref(), &mut req) {
+                return r;
+            }
+        }
         let segments = req.segments.clone();
         let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
         match seg.as_slice() {

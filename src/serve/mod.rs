@@ -9,6 +9,7 @@ pub mod export;
 pub mod fmp4;
 pub mod hls;
 pub mod http;
+pub mod json;
 pub mod live;
 pub mod mjpeg;
 pub mod mp4;
@@ -45,5 +46,7 @@ pub fn context(cfg: &Config, rec: &Recorder) -> ServeContext {
         started: std::time::Instant::now(),
         arena_bytes: u64::from(cfg.memory.arena_mb) * 1024 * 1024,
         route_hooks: hooks(cfg, rec),
+        auth: None,
+        counters: Default::default(),
     }
 }

@@ -15,7 +15,7 @@
 //! skips into the first GOP so playback starts exactly at the requested
 //! time. All integers big-endian, as ISO/IEC 14496-12 wants.
 
-mod boxes;
+pub(crate) mod boxes;
 #[cfg(test)]
 mod tests;
 
@@ -24,7 +24,7 @@ use boxes::{BoxWriter, Fnv64, Oversize};
 use std::fmt;
 
 /// The 90 kHz clock of RTP video, used for both the movie and the media.
-const TIMESCALE: u32 = 90_000;
+pub(crate) const TIMESCALE: u32 = 90_000;
 
 /// At most this many frames in one file (a week at 50 fps): bounds the
 /// `moov` (about 16 bytes a frame) well below the 4 GiB a box can hold,
@@ -131,6 +131,8 @@ struct FrameRef {
 }
 
 /// A virtual .mp4 file: headers in memory, frame bytes read on demand.
+/// Also the body of a movie fragment (`fmp4`): `moof` and `mdat` header,
+/// then the frames.
 #[derive(Debug)]
 pub struct Mp4File {
     /// `ftyp`, `moov` and the `mdat` box header: everything before the
@@ -150,6 +152,33 @@ impl Mp4File {
     /// Never true: a file always has headers.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// A file of `head` followed by the bytes of `frames`, in order: for
+    /// builders of other layouts (movie fragments) that want the same
+    /// on-demand reading.
+    pub(crate) fn from_parts(head: Vec<u8>, frames: &[Mp4Frame]) -> Mp4File {
+        let mut refs = Vec::with_capacity(frames.len());
+        let mut start = 0u64;
+        let mut h = Fnv64::new();
+        h.write(&head);
+        for f in frames {
+            refs.push(FrameRef {
+                loc: f.loc,
+                start,
+                size: f.size,
+            });
+            start += u64::from(f.size);
+            h.write(&f.loc.pool.to_be_bytes());
+            h.write(&f.loc.offset.to_be_bytes());
+            h.write(&f.loc.generation.to_be_bytes());
+        }
+        Mp4File {
+            len: head.len() as u64 + start,
+            etag: h.finish(),
+            head,
+            frames: refs,
+        }
     }
 
     /// The strong entity tag, quoted as the `ETag` header wants it
@@ -415,7 +444,7 @@ fn ftyp() -> Result<Vec<u8>, Mp4Error> {
 }
 
 /// The unity matrix of `mvhd` and `tkhd` (16.16 and 2.30 fixed point).
-const MATRIX: [u32; 9] = [0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x4000_0000];
+pub(crate) const MATRIX: [u32; 9] = [0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x4000_0000];
 
 fn fits32(v: u64) -> bool {
     v <= u64::from(u32::MAX)
@@ -546,7 +575,7 @@ fn moov(
 
 /// The sample descriptions: every entry, whether a segment uses it or not,
 /// so `sample_description_index` is the entry's index plus one.
-fn stsd(w: &mut BoxWriter, entries: &[Mp4SampleEntry]) -> Result<(), Mp4Error> {
+pub(crate) fn stsd(w: &mut BoxWriter, entries: &[Mp4SampleEntry]) -> Result<(), Mp4Error> {
     let stsd = w.begin_full(b"stsd", 0, 0);
     w.u32(entries.len() as u32);
     for e in entries {

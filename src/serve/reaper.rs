@@ -104,6 +104,71 @@ pub fn sweep(port: u16, idle_ms: u32, max_connections: usize) -> usize {
     closed
 }
 
+/// Shuts down the server's connection to `peer` (local `port`): for a
+/// response that cannot go on, so that the client sees the connection end
+/// rather than wait for bytes that will never come (tiny_http would keep a
+/// keep-alive connection open after a failed response). False when no
+/// such connection was found.
+pub fn close_connection(port: u16, peer: std::net::SocketAddr) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return false;
+    };
+    for entry in dir.flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        if connection_quiet_ms(fd, port).is_some() && peer_of(fd) == Some(peer) {
+            // SAFETY: as in `sweep`: one of the server's connections.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            return true;
+        }
+    }
+    false
+}
+
+/// The remote address of a connected socket.
+fn peer_of(fd: RawFd) -> Option<std::net::SocketAddr> {
+    let mut addr: libc::sockaddr_storage = unsafe_zeroed_storage();
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `addr` is a sockaddr_storage and `len` its size.
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut addr as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    sockaddr(&addr).map(|(ip, port)| std::net::SocketAddr::new(ip, port))
+}
+
+/// The IP address and port in a socket address.
+fn sockaddr(addr: &libc::sockaddr_storage) -> Option<(std::net::IpAddr, u16)> {
+    match i32::from(addr.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some((ip.into(), u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let a =
+                unsafe { &*(addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some((ip.into(), u16::from_be(a.sin6_port)))
+        }
+        _ => None,
+    }
+}
+
 /// For a TCP connection (not a listener) on local `port`: how long since
 /// we last sent it data, in milliseconds. `None` for anything else.
 fn connection_quiet_ms(fd: RawFd, port: u16) -> Option<u32> {
@@ -121,21 +186,7 @@ fn connection_quiet_ms(fd: RawFd, port: u16) -> Option<u32> {
     if rc != 0 {
         return None;
     }
-    let local_port = match i32::from(addr.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let a =
-                unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            u16::from_be(a.sin_port)
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let a =
-                unsafe { &*(&addr as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            u16::from_be(a.sin6_port)
-        }
-        _ => return None,
-    };
+    let (_, local_port) = sockaddr(&addr)?;
     if local_port != port {
         return None;
     }
@@ -199,6 +250,17 @@ mod tests {
             let mut b = [0u8; 1];
             assert_eq!(c.read(&mut b).unwrap(), 0);
         }
+        // One connection among others, by its peer address.
+        let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _a_served = l.accept().unwrap().0;
+        let b = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _b_served = l.accept().unwrap().0;
+        assert!(close_connection(port, a.local_addr().unwrap()));
+        a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut one = [0u8; 1];
+        assert_eq!(a.read(&mut one).unwrap(), 0);
+        assert_eq!(sweep(port, 3_600_000, 1), 0, "only b is left open");
+        drop(b);
         // The listener still accepts.
         let _c = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let _ = l.accept().unwrap();
