@@ -1,67 +1,38 @@
 //! The HTTP server: the JSON API and the web page (SPEC.md, "HTTP API").
 //!
-//! `tiny_http` accepts connections and reads each request's head on its own
-//! connection threads; a small fixed set of worker threads here takes whole
-//! requests from it and answers them. Short answers (JSON, the page) are
-//! written by the worker. Long answers (recorded video, later live video)
-//! each hold a [`Permit`], at most `max_clients` at once, and are written
-//! by a thread of their own so that a slow viewer never holds a worker.
-//!
-//! Known limits of `tiny_http` 0.12, which exposes neither its sockets nor
-//! any timeout: a client idle between keep-alive requests holds one of its
-//! connection threads (not a worker) until it closes, and it does not bound
-//! the length of a request head. Both are the accepted price of the chosen
-//! crate until it grows those knobs.
+//! Connections, request heads and timeouts are `conn.rs`'s business: it
+//! gives this module each whole request, on the connection's own thread,
+//! and writes the [`Reply`] it gets back. Short answers (JSON, the page)
+//! are over at once. Long answers (recorded and live video) each hold a
+//! [`Permit`], at most `max_clients` at once, taken before any work, and
+//! are written on the connection's thread for as long as the client reads.
 
+use super::conn;
 use crate::config::{Storage, StreamKind};
 use crate::daemon::StreamStatus;
 use crate::store::db::{self, Db, SampleEntry};
 use crate::time::{format_90k, parse_90k};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Worker threads answering requests. Each short answer takes
-/// milliseconds; long ones leave the workers at once.
-const WORKERS: usize = 4;
-/// How often an idle worker looks at the stop flag.
-const POLL: Duration = Duration::from_millis(200);
+/// Connection threads beyond `max_clients` (which long answers may all
+/// take): room for short answers and keep-alive connections meanwhile.
+const SPARE_THREADS: usize = 8;
+/// Read-only connections to the index kept open between requests (each
+/// may cache up to 2 MB of pages); more are opened when more requests
+/// run at once, and closed after.
+const DB_CACHE: usize = 4;
 /// Longest request target accepted (path and query): anything longer is
 /// not one of ours.
 const MAX_URL: usize = 2048;
 /// At most this many query parameters are looked at.
 const MAX_PARAMS: usize = 16;
-/// Request bodies larger than this are refused without being read (no route
-/// takes a body yet). Also the largest that may be dropped unread: tiny_http
-/// 0.12 discards an unread body by allocating all of what is left at once.
-const MAX_BODY: usize = 64 * 1024;
-/// A client that takes no bytes for this long is cut off: its write fails
-/// and its connection closes, freeing the thread and the permit.
-const SEND_TIMEOUT: Duration = Duration::from_secs(20);
-/// The kernel send buffer of each client connection. Left to itself Linux
-/// grows it to 4 MiB per connection; `max_clients` of those would be a large
-/// part of a 256 MB board's memory. This is plenty for video on a LAN (it
-/// allows 256 MB/s at 1 ms round trip).
-const SEND_BUFFER: libc::c_int = 256 * 1024;
-/// The copy buffer of a live response.
-const LIVE_BUFFER: usize = 32 * 1024;
-/// A connection to which nothing was sent for this long is closed: an idle
-/// keep-alive connection, or a client that never finishes its request.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Connections beyond `max_clients` plus this many are closed, idlest
-/// first: each holds a tiny_http thread.
-const SPARE_CONNECTIONS: usize = 32;
-/// A refused body up to this size is discarded the way tiny_http does it
-/// (a zeroed allocation of its size that is never touched); see `serve`.
-const DROPPABLE_BODY: usize = 16 << 20;
-/// How long `stop` waits for long answers still being written.
-const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// The web page, built into the binary.
 const INDEX_HTML: &str = include_str!("../../web-min/index.html");
@@ -166,18 +137,14 @@ pub fn allowed_methods(segments: &[String]) -> &'static [Method] {
 pub struct HttpCounters {
     /// (status, count), in order of first use: a handful of entries.
     by_status: Mutex<Vec<(u16, u64)>>,
-    /// Connections given up because their declared body was absurd.
-    abandoned: AtomicU32,
 }
 
 impl HttpCounters {
-    fn count_abandoned(&self) {
-        self.abandoned.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Connections whose tiny_http thread was left parked (see `serve`).
+    /// Connections given up with their thread. That was tiny_http's way
+    /// with absurd declared bodies; our own connection layer never does
+    /// it, so this is always 0 (kept for the metric's users).
     pub fn abandoned(&self) -> u32 {
-        self.abandoned.load(Ordering::Relaxed)
+        0
     }
 
     pub fn count(&self, status: u16) {
@@ -300,7 +267,7 @@ pub struct Req<'a> {
     pub method: Method,
     /// `method == Head`: answer with the headers of a GET, and no body.
     pub head: bool,
-    /// The request body (POST, PUT), at most `MAX_BODY` bytes.
+    /// The request body, at most [`conn::MAX_BODY`] bytes.
     pub body: Vec<u8>,
     /// The client's address (for rate limits and logs).
     pub peer: Option<SocketAddr>,
@@ -309,7 +276,8 @@ pub struct Req<'a> {
     /// The long-answer permit this route was given, if it needs one.
     pub permit: Option<Permit>,
     pub permits: &'a Permits,
-    raw: &'a tiny_http::Request,
+    /// The request's header fields.
+    headers: &'a [(String, String)],
 }
 
 impl Req<'_> {
@@ -323,19 +291,20 @@ impl Req<'_> {
 
     /// A request header's value (first of that name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.raw
-            .headers()
+        self.headers
             .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 /// The body of an answer.
 pub enum Body {
     Bytes(Vec<u8>),
-    /// A long answer, written by a thread of its own while `permit` is held.
-    /// `len` known gives `Content-Length`; unknown, chunked encoding.
+    /// A long answer, written on the connection's thread while `permit` is
+    /// held. `len` known gives `Content-Length`; unknown (live video), the
+    /// body ends when the connection closes (RFC 9112, 6.3), each piece
+    /// read sent at once.
     Stream {
         reader: Box<dyn Read + Send>,
         len: Option<u64>,
@@ -368,359 +337,94 @@ impl Reply {
 
 /// The running server.
 pub struct HttpServer {
-    server: Arc<tiny_http::Server>,
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
-    long: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    _reaper: super::reaper::Reaper,
+    server: conn::Server,
 }
 
 impl HttpServer {
-    /// Binds `listen` and starts the workers.
+    /// Binds `listen` and starts accepting: at most `max_clients` long
+    /// answers, and `max_clients` plus a few connection threads.
     pub fn start(
         listen: SocketAddr,
         ctx: Arc<ServeContext>,
         max_clients: u32,
     ) -> io::Result<HttpServer> {
         let listener = std::net::TcpListener::bind(listen)?;
-        let addr = listener.local_addr()?;
-        // tiny_http never shows us a connection's socket, but Linux copies
-        // the listening socket's send timeout and buffer size into every
-        // accepted one.
-        set_send_timeout(&listener, SEND_TIMEOUT)?;
-        set_send_buffer(&listener, SEND_BUFFER)?;
-        let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let server = Arc::new(server);
-        let reaper = super::reaper::Reaper::start(
-            addr.port(),
-            IDLE_TIMEOUT,
-            max_clients as usize + SPARE_CONNECTIONS,
-        )?;
         let stop = Arc::new(AtomicBool::new(false));
-        let long = Arc::new(Mutex::new(Vec::new()));
-        let permits = Arc::new(Permits::new(max_clients));
-        let mut workers = Vec::with_capacity(WORKERS);
-        for i in 0..WORKERS {
-            let w = Worker {
-                server: server.clone(),
-                ctx: ctx.clone(),
-                stop: stop.clone(),
-                long: long.clone(),
-                permits: permits.clone(),
-                port: addr.port(),
-                db: None,
-            };
-            let spawned = std::thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn(move || w.run());
-            match spawned {
-                Ok(t) => workers.push(t),
-                Err(e) => {
-                    let partial = HttpServer {
-                        server,
-                        addr,
-                        stop,
-                        workers,
-                        long,
-                        _reaper: reaper,
-                    };
-                    partial.stop();
-                    return Err(e);
-                }
-            }
-        }
-        Ok(HttpServer {
-            server,
-            addr,
-            stop,
-            workers,
-            long,
-            _reaper: reaper,
-        })
+        let service = Arc::new(Service {
+            ctx,
+            permits: Arc::new(Permits::new(max_clients)),
+            dbs: Mutex::new(Vec::new()),
+        });
+        let threads = usize::try_from(max_clients)
+            .unwrap_or(usize::MAX)
+            .saturating_add(SPARE_THREADS);
+        let server = conn::Server::start(listener, service, threads, stop)?;
+        Ok(HttpServer { server })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.server.local_addr()
     }
 
-    /// Stops accepting, lets the workers finish the request in hand, and
-    /// waits (bounded) for long answers, whose readers end at the stop flag.
-    pub fn stop(self) {
-        self.stop.store(true, Ordering::Release);
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        for w in self.workers {
-            let _ = w.join();
-        }
-        let deadline = Instant::now() + STOP_GRACE;
-        let long = std::mem::take(&mut *self.long.lock().unwrap_or_else(|e| e.into_inner()));
-        for t in long {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
-                log::warn!("http: a response to a slow client is still being written; leaving it");
-            }
-        }
-        // Dropping the last reference to the server ends its accept thread.
-        drop(self.server);
+    /// Connection threads alive.
+    pub fn threads(&self) -> usize {
+        self.server.threads()
+    }
+
+    /// Stops accepting and closes every connection; a request being
+    /// answered finishes, long answers end at their next read. Bounded.
+    pub fn stop(mut self) {
+        self.server.stop();
     }
 }
 
-struct Worker {
-    server: Arc<tiny_http::Server>,
+/// The routes, as the connection layer sees them.
+struct Service {
     ctx: Arc<ServeContext>,
-    stop: Arc<AtomicBool>,
-    long: Arc<Mutex<Vec<JoinHandle<()>>>>,
     permits: Arc<Permits>,
-    /// The port we listen on, to find a connection's socket.
-    port: u16,
-    /// This worker's read-only connection to the index, reopened after an
-    /// error (WAL readers run alongside the writer).
-    db: Option<Db>,
+    /// Read-only connections to the index between requests.
+    dbs: Mutex<Vec<Db>>,
 }
 
-impl Worker {
-    fn run(mut self) {
-        while !self.stop.load(Ordering::Acquire) {
-            match self.server.recv_timeout(POLL) {
-                Ok(Some(rq)) => self.serve(rq),
-                Ok(None) => {}
-                Err(e) => {
-                    // The accept thread has ended; nothing more will come.
-                    if !self.stop.load(Ordering::Acquire) {
-                        log::error!("http: the server stopped accepting: {e}");
-                    }
-                    break;
-                }
-            }
-        }
-    }
-
-    fn serve(&mut self, rq: tiny_http::Request) {
-        // tiny_http 0.12 discards an unread body by allocating what is left
-        // of it in one piece (zeroed, so untouched pages cost nothing), and
-        // aborts the process when that cannot be had. So: answer through
-        // `upgrade`, which hands the body reader over, shut the connection
-        // down so that nothing is left to read, and drop the reader if the
-        // allocation is a harmless one; beyond that, never drop it (which
-        // costs the parked tiny_http thread of that connection: counted).
-        if let Some(n) = rq.body_length().filter(|&n| n > MAX_BODY) {
-            let peer = rq.remote_addr().copied();
-            self.ctx.counters.count(413);
-            let headers = build_headers("application/json", &[("Content-Length", "0".into())]);
-            let resp = tiny_http::Response::new(
-                tiny_http::StatusCode(413),
-                headers,
-                io::empty(),
-                Some(0),
-                None,
-            );
-            let stream = rq.upgrade("close", resp);
-            if let Some(peer) = peer {
-                super::reaper::close_connection(self.port, peer);
-            }
-            if n <= DROPPABLE_BODY {
-                drop(stream);
-            } else {
-                self.ctx.counters.count_abandoned();
-                log::warn!(
-                    "http: a request from {} declared a body of {n} bytes; refused, connection abandoned",
-                    peer.map_or_else(|| "?".to_owned(), |p| p.ip().to_string())
-                );
-                std::mem::forget(stream);
-            }
-            return;
-        }
-        let mut rq = rq;
-        let mut body = Vec::new();
-        if matches!(
-            rq.method(),
-            tiny_http::Method::Post | tiny_http::Method::Put
-        ) {
-            // A chunked body has no length up front: read one byte past the
-            // bound to know it is over.
-            let read = rq
-                .as_reader()
-                .take(MAX_BODY as u64 + 1)
-                .read_to_end(&mut body);
-            if read.is_err() {
-                self.respond(rq, Reply::error(400, "body: could not be read"));
-                return;
-            }
-            if body.len() > MAX_BODY {
-                self.respond(
-                    rq,
-                    Reply::error(413, &format!("body: larger than {MAX_BODY} bytes")),
-                );
-                return;
-            }
-        }
+impl conn::Handler for Service {
+    fn handle(&self, rq: &conn::Request, body: Vec<u8>, peer: SocketAddr) -> Reply {
+        let db = self.dbs.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut w = Worker {
+            ctx: self.ctx.clone(),
+            permits: self.permits.clone(),
+            db,
+        };
         let reply =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.route(&rq, body)))
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.route(rq, body, peer)))
                 .unwrap_or_else(|_| {
-                    self.db = None;
+                    w.db = None;
                     Reply::error(500, "internal error")
                 });
-        self.respond(rq, reply);
-    }
-
-    fn respond(&self, rq: tiny_http::Request, reply: Reply) {
-        self.ctx.counters.count(reply.status);
-        let Reply {
-            status,
-            content_type,
-            headers,
-            body,
-        } = reply;
-        let headers = build_headers(content_type, &headers);
-        let code = tiny_http::StatusCode(status);
-        match body {
-            Body::Bytes(b) => {
-                let len = b.len();
-                let resp =
-                    tiny_http::Response::new(code, headers, io::Cursor::new(b), Some(len), None)
-                        .with_chunked_threshold(usize::MAX);
-                let _ = rq.respond(resp);
-            }
-            Body::Stream {
-                reader,
-                len,
-                permit,
-            } => {
-                let reader = StopReader {
-                    inner: reader,
-                    stop: self.stop.clone(),
-                };
-                let (port, peer) = (self.port, rq.remote_addr().copied());
-                // Too long for this platform's usize: chunked instead.
-                let len = len.and_then(|l| usize::try_from(l).ok());
-                let live = len.is_none() && *rq.method() != tiny_http::Method::Head;
-                let spawned =
-                    std::thread::Builder::new()
-                        .name("http-long".into())
-                        .spawn(move || {
-                            let _permit = permit;
-                            let sent = if live {
-                                send_live(rq, code, headers, reader)
-                            } else {
-                                // A known length is always sent as Content-Length
-                                // (tiny_http would switch large bodies to chunked
-                                // encoding).
-                                let resp =
-                                    tiny_http::Response::new(code, headers, reader, len, None)
-                                        .with_chunked_threshold(usize::MAX);
-                                rq.respond(resp)
-                            };
-                            // A live body ends with its connection; one that could
-                            // not be finished must end it too, or a keep-alive
-                            // client would wait for the rest.
-                            if live || sent.is_err() {
-                                if let Some(peer) = peer {
-                                    super::reaper::close_connection(port, peer);
-                                }
-                            }
-                        });
-                match spawned {
-                    Ok(t) => {
-                        let mut long = self.long.lock().unwrap_or_else(|e| e.into_inner());
-                        long.retain(|t| !t.is_finished());
-                        long.push(t);
-                    }
-                    // The request went down with the closure: tiny_http
-                    // answers 500 for it.
-                    Err(e) => log::warn!("http: cannot start a thread for a long response: {e}"),
-                }
+        if let Some(db) = w.db.take() {
+            let mut dbs = self.dbs.lock().unwrap_or_else(|e| e.into_inner());
+            if dbs.len() < DB_CACHE {
+                dbs.push(db);
             }
         }
+        reply
+    }
+
+    fn count(&self, status: u16) {
+        self.ctx.counters.count(status);
+    }
+
+    fn quiet(&self) {
+        self.dbs.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
-/// A body of unknown length (live video), flushed after every read so each
-/// frame leaves as soon as it is made. tiny_http's own chunked writer holds
-/// output until 8 KiB have gathered (seconds of delay for a low-bitrate
-/// stream) and will not let a route set `Transfer-Encoding`, so the body
-/// is written here, delimited by the end of the connection (RFC 9112,
-/// 6.3: a response with neither length nor chunking ends when the server
-/// closes); the caller closes it afterwards. The response goes out
-/// through tiny_http's `upgrade`, which sends the head as given plus
-/// `Connection: upgrade` and an `Upgrade` header: in a 200 answer that only
-/// advertises a protocol (RFC 9110, 7.8), and clients ignore it.
-fn send_live(
-    rq: tiny_http::Request,
-    code: tiny_http::StatusCode,
-    mut headers: Vec<tiny_http::Header>,
-    mut body: impl Read,
-) -> io::Result<()> {
-    if !headers.iter().any(|h| h.field.equiv("Cache-Control")) {
-        headers.extend(header("Cache-Control", "no-store"));
-    }
-    let resp = tiny_http::Response::new(code, headers, io::empty(), None, None);
-    let mut out = rq.upgrade("HTTP/1.1", resp);
-    let mut buf = vec![0u8; LIVE_BUFFER];
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            return out.flush();
-        }
-        out.write_all(&buf[..n])?;
-        out.flush()?;
-    }
-}
-
-/// Sets `SO_SNDTIMEO` on a socket.
-fn set_send_timeout(sock: &std::net::TcpListener, t: Duration) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: a valid socket descriptor (borrowed for the call), and a
-    // pointer to a timeval with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Sets `SO_SNDBUF` on a socket (which also stops the kernel growing it).
-fn set_send_buffer(sock: &std::net::TcpListener, bytes: libc::c_int) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket descriptor (borrowed for the call), and a
-    // pointer to a c_int with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// Answers one request.
+struct Worker {
+    ctx: Arc<ServeContext>,
+    permits: Arc<Permits>,
+    /// A read-only connection to the index, opened on first use and
+    /// dropped after an error (WAL readers run alongside the writer).
+    db: Option<Db>,
 }
 
 /// With `http.auth` on: who sent the request, and may they do this? Sets
@@ -771,46 +475,14 @@ fn same_origin(req: &Req<'_>) -> bool {
     rest.is_some_and(|h| h.eq_ignore_ascii_case(host.trim()))
 }
 
-/// Ends a long answer's body when the server stops.
-struct StopReader {
-    inner: Box<dyn Read + Send>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Read for StopReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.stop.load(Ordering::Acquire) {
-            return Err(io::Error::other("server stopping"));
-        }
-        self.inner.read(buf).inspect_err(|e| {
-            log::info!("http: ending a response early: {e}");
-        })
-    }
-}
-
-fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
-
-fn build_headers(content_type: &str, extra: &[(&'static str, String)]) -> Vec<tiny_http::Header> {
-    let mut out = Vec::with_capacity(3 + extra.len());
-    out.extend(header("Content-Type", content_type));
-    out.extend(header("X-Content-Type-Options", "nosniff"));
-    out.extend(header("Server", "vigil"));
-    for (k, v) in extra {
-        out.extend(header(k, v));
-    }
-    out
-}
-
 impl Worker {
-    fn route(&mut self, rq: &tiny_http::Request, body: Vec<u8>) -> Reply {
-        let method = match rq.method() {
-            tiny_http::Method::Get => Method::Get,
-            tiny_http::Method::Head => Method::Head,
-            tiny_http::Method::Post => Method::Post,
-            tiny_http::Method::Put => Method::Put,
-            tiny_http::Method::Delete => Method::Delete,
+    fn route(&mut self, rq: &conn::Request, body: Vec<u8>, peer: SocketAddr) -> Reply {
+        let method = match rq.method.as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
             _ => {
                 let mut r = Reply::error(405, "method not allowed");
                 r.headers
@@ -819,7 +491,7 @@ impl Worker {
             }
         };
         let head = method == Method::Head;
-        let url = rq.url();
+        let url = rq.target.as_str();
         if url.len() > MAX_URL {
             return Reply::error(414, "request target too long");
         }
@@ -856,11 +528,11 @@ impl Worker {
             method,
             head,
             body,
-            peer: rq.remote_addr().copied(),
+            peer: Some(peer),
             identity: None,
             permit: None,
             permits: &permits,
-            raw: rq,
+            headers: &rq.headers,
         };
         if let Some(auth) = &self.ctx.auth {
             if let Err(r) = gate(auth.as_ref(), &mut req) {
@@ -1230,40 +902,6 @@ fn parse_query(q: &str) -> Result<Vec<(String, String)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sockopt<T: Default>(fd: std::os::fd::RawFd, name: libc::c_int) -> T {
-        let mut v = T::default();
-        let mut len = std::mem::size_of::<T>() as libc::socklen_t;
-        // SAFETY: a valid descriptor and a buffer of the size given.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                (&mut v as *mut T).cast(),
-                &mut len,
-            )
-        };
-        assert_eq!(rc, 0);
-        v
-    }
-
-    /// What the server relies on, since tiny_http hides the sockets it
-    /// accepts: they inherit the listener's send timeout and buffer.
-    #[test]
-    fn accepted_sockets_inherit_send_timeout_and_buffer() {
-        use std::os::fd::AsRawFd;
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        set_send_timeout(&l, Duration::from_secs(7)).unwrap();
-        set_send_buffer(&l, 100_000).unwrap();
-        let _c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let (a, _) = l.accept().unwrap();
-        let tv: libc::timeval = sockopt(a.as_raw_fd(), libc::SO_SNDTIMEO);
-        assert_eq!(tv.tv_sec, 7);
-        // Linux doubles the value asked for (bookkeeping overhead).
-        let buf: libc::c_int = sockopt(a.as_raw_fd(), libc::SO_SNDBUF);
-        assert_eq!(buf, 200_000);
-    }
 
     #[test]
     fn percent_decoding() {

@@ -1,12 +1,14 @@
 //! Serving recorded and live video over HTTP.
 //!
-//! `http` is the server and the JSON API; every video route is a hook of
+//! `conn` is HTTP/1.1 itself (connections, parsing, timeouts); `http` is
+//! the server's routes and the JSON API; every video route is a hook of
 //! its own module: `view` (.mp4 of a range), `ts` (MPEG-TS), `hls`
 //! (playlists and fMP4 segments), `live` (live fMP4), `mjpeg` (MJPEG and
 //! snapshots). `route` holds what they share. `api_users` is login,
 //! logout and user management.
 
 pub mod api_users;
+pub mod conn;
 pub mod export;
 pub mod fmp4;
 pub mod hls;
@@ -16,7 +18,6 @@ pub mod live;
 pub mod metrics;
 pub mod mjpeg;
 pub mod mp4;
-pub mod reaper;
 pub mod route;
 pub mod ts;
 pub mod view;
