@@ -578,9 +578,9 @@ fn view_mp4_ranges_head_etag_and_ffmpeg_seeking() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Idle connections and clients that never finish their request are
-/// closed (after 15 s without anything sent to them), so they cannot hold
-/// the server's connection threads; a normal request meanwhile works.
+/// Idle connections (15 s) and clients that never finish their request
+/// head (10 s after its first byte) are closed, so they cannot hold the
+/// server's connection threads; a normal request meanwhile works.
 #[test]
 fn idle_and_unfinished_connections_are_closed() {
     let dir = temp_dir("http-idle");
