@@ -7,10 +7,13 @@
 //!   thread from a pool of at most `max_threads` (`http.max_clients` plus
 //!   a few), with a small stack. Threads are started on demand and end
 //!   after [`POOL_IDLE`] without work, so an idle server holds none.
-//! - When every thread is taken, a connection idling between keep-alive
-//!   requests is closed to make room (its client reconnects, as HTTP
-//!   allows); when none is idle, the new connection gets a `503` at once
-//!   from the accept thread and is closed. Never a thread more.
+//! - When every thread is taken, a new connection waits (at most
+//!   [`MAX_QUEUE`] of them, for at most [`QUEUE_WAIT`]): for a thread to
+//!   finish, or for room made by closing a connection idling between
+//!   keep-alive requests (its client reconnects, as HTTP allows), else one
+//!   that has been trickling its request head for over [`SLOW_HEAD`]
+//!   (answered 503). Beyond, it gets a `503` from the accept thread and
+//!   is closed. Never a thread more.
 //! - A request head is at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`]
 //!   fields, read into one buffer per thread; a body at most [`MAX_BODY`]
 //!   bytes (a larger declared one is refused with `413` unread).
@@ -79,13 +82,23 @@ const SEND_BUFFER: libc::c_int = 256 * 1024;
 /// under 22 KiB; the deepest, a JSON body nested as deep as serde_json
 /// goes (128), 93 KiB. See `connection_threads_have_room_on_their_stack`.
 pub const STACK_SIZE: usize = 256 * 1024;
+/// When every thread is taken, a connection that has been reading a
+/// request head for this long is closed (503) to make room: a client
+/// sends its head at once; a slowloris client trickles it.
+const SLOW_HEAD: Duration = Duration::from_secs(1);
 /// A connection thread without work for this long ends.
 pub const POOL_IDLE: Duration = Duration::from_secs(10);
 /// The copy buffer of a long answer.
 const COPY_BUFFER: usize = 32 * 1024;
 /// How often the accept thread looks at the stop flag and at refused
-/// connections it is closing.
+/// connections it is closing; and at queued connections, when there are.
 const ACCEPT_POLL: Duration = Duration::from_millis(200);
+const QUEUE_POLL: Duration = Duration::from_millis(20);
+/// A new connection waits this long for a thread before it is refused
+/// (503): bursts are served, not refused.
+const QUEUE_WAIT: Duration = Duration::from_secs(2);
+/// At most this many connections wait for a thread; beyond, 503 at once.
+const MAX_QUEUE: usize = 64;
 /// After its last answer, a connection we close is read (and discarded)
 /// for at most this long or this many bytes, so that the client has the
 /// answer before the close (closing with unread input sends a reset,
@@ -536,20 +549,39 @@ pub trait Handler: Send + Sync + 'static {
     fn quiet(&self) {}
 }
 
+/// What a connection is doing, for making room.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request's first byte (between keep-alive requests).
+    Idle,
+    /// Reading a request head.
+    Head,
+    /// Reading a body, answering.
+    Busy,
+}
+
 /// A connection being served, for `stop` and for making room.
 struct Slot {
     id: u64,
     fd: RawFd,
-    /// Since when it waits for its next request.
-    idle_since: Option<Instant>,
+    phase: Phase,
+    /// Since when it is in `phase`.
+    since: Instant,
     /// Shut down to make room; its thread takes a queued connection next.
     evicted: bool,
 }
 
+/// An accepted connection waiting for a thread.
+struct Queued {
+    stream: TcpStream,
+    peer: SocketAddr,
+    since: Instant,
+}
+
 #[derive(Default)]
 struct State {
-    /// Accepted connections waiting for a thread.
-    queue: VecDeque<(TcpStream, SocketAddr)>,
+    /// Accepted connections waiting for a thread, oldest first.
+    queue: VecDeque<Queued>,
     /// Connection threads alive.
     threads: usize,
     /// Of those, waiting for a connection.
@@ -683,12 +715,30 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
     // Refused connections, shut down for writing, read until their client
     // closes (or for `LINGER`), so that their 503 is not lost to a reset.
     let mut lingering: VecDeque<(TcpStream, Instant)> = VecDeque::new();
+    let mut scratch_head = vec![0u8; MAX_HEAD];
     let mut last_error_log: Option<Instant> = None;
     while !shared.stopping() {
-        wait_readable(listener.as_raw_fd(), ACCEPT_POLL);
+        // Queued connections are looked at often: room may be made.
+        let queued = !shared.lock().queue.is_empty();
+        let poll = if queued { QUEUE_POLL } else { ACCEPT_POLL };
+        wait_readable(listener.as_raw_fd(), poll);
         loop {
             match listener.accept() {
-                Ok((s, peer)) => dispatch(shared, s, peer, &mut lingering),
+                Ok((s, peer)) => {
+                    let mut st = shared.lock();
+                    if st.queue.len() >= MAX_QUEUE {
+                        drop(st);
+                        refuse(shared, s, &mut lingering);
+                    } else {
+                        st.queue.push_back(Queued {
+                            stream: s,
+                            peer,
+                            since: Instant::now(),
+                        });
+                        drop(st);
+                        balance(shared, &mut lingering, &mut scratch_head);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -705,6 +755,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
                 break;
             }
         }
+        balance(shared, &mut lingering, &mut scratch_head);
         let mut scratch = [0u8; 1024];
         lingering.retain(|(s, since)| {
             if since.elapsed() > LINGER {
@@ -723,64 +774,140 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// Gives a new connection to a waiting thread, a new thread, or the thread
-/// of an idle connection closed to make room; else refuses it.
-fn dispatch(
+/// Finds a thread for every queued connection: a waiting thread, a new
+/// one (up to the bound), or the thread of a connection closed to make
+/// room (one idle between requests, else one trickling its head for over
+/// `SLOW_HEAD`). Connections queued for over `QUEUE_WAIT` are refused.
+fn balance(
     shared: &Arc<Shared>,
-    s: TcpStream,
-    peer: SocketAddr,
     lingering: &mut VecDeque<(TcpStream, Instant)>,
+    scratch: &mut [u8],
 ) {
     let mut st = shared.lock();
-    if st.waiting > st.queue.len() {
-        st.queue.push_back((s, peer));
-        shared.changed.notify_all();
-        return;
-    }
-    if st.threads < shared.max_threads {
-        st.threads += 1;
-        drop(st);
-        let sh = shared.clone();
-        // Taken back if the thread cannot be started, to be refused.
-        let handoff = Arc::new(Mutex::new(Some((s, peer))));
-        let theirs = handoff.clone();
-        let spawned = std::thread::Builder::new()
-            .name("http-conn".into())
-            .stack_size(STACK_SIZE)
-            .spawn(move || {
-                let guard = ThreadGuard(sh);
-                let first = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(first) = first {
-                    connection_thread(&guard.0, first);
-                }
-            });
-        if let Err(e) = spawned {
-            log::warn!("http: cannot start a connection thread: {e}");
-            shared.lock().threads -= 1;
-            let back = handoff.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some((s, _)) = back {
-                refuse(shared, s, lingering);
-            }
+    loop {
+        // Threads that will take a queued connection without more ado.
+        let evicting = st.conns.iter().filter(|c| c.evicted).count();
+        if st.queue.len() <= st.waiting + evicting {
+            break;
         }
-        return;
+        if st.threads < shared.max_threads {
+            let Some(first) = take_next(&mut st.queue, scratch) else {
+                break;
+            };
+            st.threads += 1;
+            let sh = shared.clone();
+            // Taken back if the thread cannot be started, to be refused.
+            let handoff = Arc::new(Mutex::new(Some(first)));
+            let theirs = handoff.clone();
+            let spawned = std::thread::Builder::new()
+                .name("http-conn".into())
+                .stack_size(STACK_SIZE)
+                .spawn(move || {
+                    let guard = ThreadGuard(sh);
+                    let first = theirs.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(first) = first {
+                        connection_thread(&guard.0, first);
+                    }
+                });
+            if let Err(e) = spawned {
+                log::warn!("http: cannot start a connection thread: {e}");
+                st.threads -= 1;
+                let back = handoff.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(q) = back {
+                    drop(st);
+                    refuse(shared, q.stream, lingering);
+                    st = shared.lock();
+                }
+                break;
+            }
+            continue;
+        }
+        if !evict_one(&mut st) {
+            break;
+        }
     }
-    // Every thread is taken: the connection idle the longest gives way.
-    let victim = st
-        .conns
-        .iter_mut()
-        .filter(|c| !c.evicted)
-        .filter_map(|c| c.idle_since.map(|t| (t, c)))
-        .min_by_key(|(t, _)| *t)
-        .map(|(_, c)| c);
-    if let Some(c) = victim {
-        c.evicted = true;
-        // SAFETY: the descriptor is open (see `Server::stop`).
-        unsafe { libc::shutdown(c.fd, libc::SHUT_RDWR) };
-        st.queue.push_back((s, peer));
-        return;
+    shared.changed.notify_all();
+    let mut expired = Vec::new();
+    while st
+        .queue
+        .front()
+        .is_some_and(|q| q.since.elapsed() >= QUEUE_WAIT)
+    {
+        expired.extend(st.queue.pop_front());
     }
     drop(st);
-    refuse(shared, s, lingering);
+    for q in expired {
+        refuse(shared, q.stream, lingering);
+    }
+}
+
+/// The queued connection to serve next: the oldest whose client has sent
+/// a whole request head (or closed), else the oldest. So when clients
+/// trickling their heads (slowloris) fill the queue, a client that sent
+/// its request at once still gets the next free thread.
+fn take_next(queue: &mut VecDeque<Queued>, scratch: &mut [u8]) -> Option<Queued> {
+    let ready = queue.iter().position(|q| head_arrived(&q.stream, scratch));
+    match ready {
+        Some(i) => queue.remove(i),
+        None => queue.pop_front(),
+    }
+}
+
+/// Whether a whole request head (or the end of the stream) is waiting to
+/// be read, looked at without reading it.
+fn head_arrived(s: &TcpStream, scratch: &mut [u8]) -> bool {
+    // SAFETY: a valid socket descriptor (borrowed for the call) and a
+    // buffer of the length given; MSG_PEEK leaves the bytes queued.
+    let n = unsafe {
+        libc::recv(
+            s.as_raw_fd(),
+            scratch.as_mut_ptr().cast(),
+            scratch.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match usize::try_from(n) {
+        Ok(0) => true,
+        Ok(n) => {
+            let got = scratch.get(..n).unwrap_or_default();
+            got.windows(2).any(|w| w == b"\n\n") || got.windows(3).any(|w| w == b"\n\r\n")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Closes a connection to make room for a queued one: the one idle the
+/// longest between requests, else the one trickling its request head the
+/// longest, if for over `SLOW_HEAD` (slowloris). False when none may go.
+fn evict_one(st: &mut State) -> bool {
+    let now = Instant::now();
+    let candidates = |phase: Phase, min_age: Duration| {
+        move |c: &&mut Slot| {
+            !c.evicted && c.phase == phase && now.saturating_duration_since(c.since) >= min_age
+        }
+    };
+    let idle = st
+        .conns
+        .iter_mut()
+        .filter(candidates(Phase::Idle, Duration::ZERO))
+        .min_by_key(|c| c.since);
+    let victim = match idle {
+        Some(c) => Some((c, libc::SHUT_RDWR)),
+        None => st
+            .conns
+            .iter_mut()
+            .filter(candidates(Phase::Head, SLOW_HEAD))
+            .min_by_key(|c| c.since)
+            // Its thread still answers it (503).
+            .map(|c| (c, libc::SHUT_RD)),
+    };
+    let Some((c, how)) = victim else {
+        return false;
+    };
+    c.evicted = true;
+    // SAFETY: the descriptor is open (see `Server::stop`).
+    unsafe { libc::shutdown(c.fd, how) };
+    true
 }
 
 /// A quick 503 from the accept thread: never blocks, never a thread.
@@ -824,19 +951,19 @@ impl Drop for ThreadGuard {
     }
 }
 
-fn connection_thread(shared: &Shared, first: (TcpStream, SocketAddr)) {
+fn connection_thread(shared: &Shared, first: Queued) {
     // The thread's head buffer, kept across its connections.
     let mut buf = vec![0u8; MAX_HEAD];
     let mut next = Some(first);
-    while let Some((s, peer)) = next.take() {
-        serve(shared, s, peer, &mut buf);
-        next = next_connection(shared);
+    while let Some(Queued { stream, peer, .. }) = next.take() {
+        serve(shared, stream, peer, &mut buf);
+        next = next_connection(shared, &mut buf);
     }
 }
 
 /// A queued connection, or `None` after `POOL_IDLE` without one (or at
 /// stop): the thread then ends.
-fn next_connection(shared: &Shared) -> Option<(TcpStream, SocketAddr)> {
+fn next_connection(shared: &Shared, scratch: &mut [u8]) -> Option<Queued> {
     let deadline = Instant::now() + POOL_IDLE;
     let mut st = shared.lock();
     st.waiting += 1;
@@ -844,7 +971,7 @@ fn next_connection(shared: &Shared) -> Option<(TcpStream, SocketAddr)> {
         if shared.stopping() {
             break None;
         }
-        if let Some(c) = st.queue.pop_front() {
+        if let Some(c) = take_next(&mut st.queue, scratch) {
             break Some(c);
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -868,11 +995,18 @@ struct Registration<'a> {
 }
 
 impl Registration<'_> {
-    fn set_idle(&self, idle: bool) {
+    fn set_phase(&self, phase: Phase) {
         let mut st = self.shared.lock();
         if let Some(c) = st.conns.iter_mut().find(|c| c.id == self.id) {
-            c.idle_since = idle.then(Instant::now);
+            c.phase = phase;
+            c.since = Instant::now();
         }
+    }
+
+    /// Whether it was shut down to make room.
+    fn evicted(&self) -> bool {
+        let st = self.shared.lock();
+        st.conns.iter().any(|c| c.id == self.id && c.evicted)
     }
 }
 
@@ -893,7 +1027,8 @@ fn register<'a>(shared: &'a Shared, s: &TcpStream) -> Option<Registration<'a>> {
     st.conns.push(Slot {
         id,
         fd: s.as_raw_fd(),
-        idle_since: None,
+        phase: Phase::Idle,
+        since: Instant::now(),
         evicted: false,
     });
     Some(Registration { shared, id })
@@ -974,9 +1109,11 @@ fn read_head(
 ) -> Incoming {
     let mut head_deadline = (*filled > 0).then(|| Instant::now() + HEAD_TIMEOUT);
     let idle_deadline = Instant::now() + IDLE_TIMEOUT;
-    if *filled == 0 {
-        reg.set_idle(true);
-    }
+    reg.set_phase(if *filled == 0 {
+        Phase::Idle
+    } else {
+        Phase::Head
+    });
     loop {
         if *filled > 0 {
             match parse_request(buf.get(..*filled).unwrap_or_default(), MAX_BODY) {
@@ -994,7 +1131,7 @@ fn read_head(
             Ok(0) => return Incoming::Error(err(400, "request cut short")),
             Ok(n) => {
                 if head_deadline.is_none() {
-                    reg.set_idle(false);
+                    reg.set_phase(Phase::Head);
                     head_deadline = Some(Instant::now() + HEAD_TIMEOUT);
                 }
                 *filled += n;
@@ -1025,10 +1162,19 @@ fn serve(shared: &Shared, s: TcpStream, peer: SocketAddr, buf: &mut [u8]) {
             Incoming::Request(req, used) => (req, used),
             Incoming::Gone => return,
             Incoming::Error(e) => {
+                if reg.evicted() {
+                    // Its thread is wanted now: no lingering.
+                    let e = err(
+                        503,
+                        "too many connections, and this request head came too slowly",
+                    );
+                    return answer_error(shared, &s, e, 1);
+                }
                 answer_error(shared, &s, e, 1);
                 return linger_close(&s);
             }
         };
+        reg.set_phase(Phase::Busy);
         let body = match read_body(&s, &req, buf, &mut filled, used) {
             Ok(body) => body,
             Err(e) => {

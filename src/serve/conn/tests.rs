@@ -606,8 +606,8 @@ fn thread_bound_idle_connections_make_room_then_503() {
     c.get_mut().write_all(b"GET /c HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(read_resp(&mut c).status, 200);
     assert!(at_eof(&mut a), "the idle connection was closed");
-    // C now holds a long answer too: nothing is idle, so D gets 503 at
-    // once, from the accept thread, and is closed.
+    // C now holds a long answer too: nothing is idle, so D waits for a
+    // thread, and gets 503 from the accept thread when none came.
     c.get_mut()
         .write_all(b"GET /hold HTTP/1.1\r\n\r\n")
         .unwrap();
@@ -619,7 +619,11 @@ fn thread_bound_idle_connections_make_room_then_503() {
     assert_eq!(r.status, 503);
     assert_eq!(r.header("Retry-After"), Some("1"));
     assert!(at_eof(&mut d));
-    assert!(t.elapsed() < Duration::from_secs(2));
+    let waited = t.elapsed();
+    assert!(
+        waited >= QUEUE_WAIT - Duration::from_millis(100) && waited < QUEUE_WAIT * 2,
+        "{waited:?}"
+    );
     assert_eq!(server.threads(), 2, "never a thread more");
     // B leaves: its thread serves the next one.
     drop(b);
@@ -669,5 +673,45 @@ fn connection_threads_have_room_on_their_stack() {
         assert_eq!(r.status, 400);
         assert!(String::from_utf8_lossy(&r.body).contains("recursion limit"));
     }
+    server.stop();
+}
+
+#[test]
+fn a_trickled_head_makes_room_when_threads_run_out() {
+    let (mut server, _echo) = start(1);
+    // A: a head begun and not finished, holding the one thread.
+    let mut a = connect(&server);
+    a.get_mut()
+        .write_all(b"GET /a HTTP/1.1\r\nX-Slow: a")
+        .unwrap();
+    // B, at once, waits: once A has been at it for SLOW_HEAD, A is closed
+    // with a 503, and B is served.
+    let t = Instant::now();
+    let mut b = connect(&server);
+    b.get_mut().write_all(b"GET /b HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_resp(&mut b).status, 200);
+    let waited = t.elapsed();
+    assert!(
+        waited >= SLOW_HEAD - Duration::from_millis(100) && waited < QUEUE_WAIT,
+        "{waited:?}"
+    );
+    let r = read_resp(&mut a);
+    assert_eq!(r.status, 503);
+    assert!(String::from_utf8_lossy(&r.body).contains("too slowly"));
+    assert!(at_eof(&mut a));
+    // A burst beyond the threads: each waits its turn, none is refused.
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            let mut c = connect(&server);
+            c.get_mut()
+                .write_all(b"GET /burst HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    for mut c in clients {
+        assert_eq!(read_resp(&mut c).status, 200);
+    }
+    assert_eq!(server.threads(), 1);
     server.stop();
 }
