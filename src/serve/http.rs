@@ -63,9 +63,6 @@ const DROPPABLE_BODY: usize = 16 << 20;
 /// How long `stop` waits for long answers still being written.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
-/// The web page, built into the binary.
-const INDEX_HTML: &str = include_str!("../../web-min/index.html");
-
 /// Answers routes this module does not know (the video routes): `None`
 /// passes the request on to the next hook (in the end, 404). A long answer
 /// moves `req.permit` (taken before the hooks run, see [`is_long_route`])
@@ -867,15 +864,13 @@ impl Worker {
                 return r;
             }
         }
+        // The page and its files (web.rs).
+        if let Some(r) = super::web::answer(&req) {
+            return r;
+        }
         let segments = req.segments.clone();
         let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
         match seg.as_slice() {
-            [""] => Reply {
-                status: 200,
-                content_type: "text/html; charset=utf-8",
-                headers: Vec::new(),
-                body: Body::Bytes(INDEX_HTML.as_bytes().to_vec()),
-            },
             ["api", "status"] => self.status(),
             ["api", "cameras", name, "recordings"] => self.recordings(name, &req),
             ["api", "cameras", name, what] if is_long_route(what) => {

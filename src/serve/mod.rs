@@ -3,7 +3,7 @@
 //! `http` is the server and the JSON API; every video route is a hook of
 //! its own module: `view` (.mp4 of a range), `ts` (MPEG-TS), `hls`
 //! (playlists and fMP4 segments), `live` (live fMP4), `mjpeg` (MJPEG and
-//! snapshots). `route` holds what they share.
+//! snapshots). `route` holds what they share; `web` serves the page.
 
 pub mod export;
 pub mod fmp4;
@@ -17,6 +17,7 @@ pub mod reaper;
 pub mod route;
 pub mod ts;
 pub mod view;
+pub mod web;
 
 use crate::config::Config;
 use crate::daemon::recorder::{LiveSource, Recorder};
