@@ -601,6 +601,14 @@ fn page_in_a_browser() {
         "{how}"
     );
     b.screenshot("camera.png");
+    // A stream that has no fMP4 form (JPEG) plays as MJPEG.
+    b.goto(&vigil.url("#/camera/demo?stream=sub"));
+    let how = b.wait(
+        Duration::from_secs(20),
+        "document.querySelector('.stage img')?.naturalWidth && document.getElementById('how').textContent",
+    );
+    println!("demo sub live: {how}");
+    assert_eq!(how, "Live as MJPEG.");
     // A stream the browser cannot take live and Vigil cannot turn into
     // JPEG: said in words.
     b.goto(&vigil.url("#/camera/demo-hevc"));

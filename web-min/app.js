@@ -332,7 +332,9 @@ function playLive(stage, base, stream, st, say, how) {
     put(img);
     how("Live as MJPEG" + (why ? " — smooth live video is not available here: " + why : "."));
   };
-  (async () => {
+  // A JPEG stream has no fMP4 form: MJPEG is its live view.
+  if (st.codec === "jpeg") mjpeg("");
+  else (async () => {
     let fails = 0;
     while (!ac.signal.aborted) {
       const video = el("video", { ".muted": true, ".autoplay": true, playsinline: true, "aria-label": "live video" });
@@ -547,17 +549,20 @@ async function recordingsView(name, q) {
       el("button", { type: "button", onclick: () => go({ day: ymd(new Date()) }), text: "Today" }), " ",
       el("button", { type: "button", onclick: () => shift(1), title: "Next day", text: "▶" }))));
 
-  const recs = await api("GET", base + "recordings?stream=" + stream + "&start=" + Math.floor(t0 / 1000) + "&end=" + Math.ceil(t1 / 1000));
+  let rs = [], runs = [];
+  const load = async () => {
+    const recs = await api("GET", base + "recordings?stream=" + stream + "&start=" + Math.floor(t0 / 1000) + "&end=" + Math.ceil(t1 / 1000));
+    // Times in ms; recordings less than 1.5 s apart make one run.
+    rs = recs.map((r) => ({ s: r.start_90k / 90, e: r.end_90k / 90, bytes: r.bytes, gaps: r.gaps, r })).sort((a, b) => a.s - b.s);
+    runs = [];
+    for (const r of rs) {
+      const last = runs[runs.length - 1];
+      if (last && r.s - last.e < 1500) { last.e = Math.max(last.e, r.e); last.bytes += r.bytes; last.gaps += r.gaps; }
+      else runs.push({ s: r.s, e: r.e, bytes: r.bytes, gaps: r.gaps, r: r.r });
+    }
+  };
+  await load();
   if (my !== gen) return;
-  // Times in ms; recordings less than 1.5 s apart make one run.
-  const rs = recs.map((r) => ({ s: r.start_90k / 90, e: r.end_90k / 90, bytes: r.bytes, gaps: r.gaps, r }))
-    .sort((a, b) => a.s - b.s);
-  const runs = [];
-  for (const r of rs) {
-    const last = runs[runs.length - 1];
-    if (last && r.s - last.e < 1500) { last.e = Math.max(last.e, r.e); last.bytes += r.bytes; last.gaps += r.gaps; last.n++; }
-    else runs.push({ s: r.s, e: r.e, bytes: r.bytes, gaps: r.gaps, n: 1, r: r.r });
-  }
 
   // The visible window: the whole day, or zoomed in around a moment.
   const ZOOMS = [86400e3, 6 * 3600e3, 3600e3, 600e3, 60e3];
@@ -585,7 +590,9 @@ async function recordingsView(name, q) {
     const off = step < 3600e3 ? 0 : -new Date(w0).getTimezoneOffset() * 60e3;
     for (let t = Math.ceil((w0 + off) / step) * step - off; t < w1; t += step) {
       const odd = Math.round((t + off) / step) % 2;
-      const k = el("div", { class: "tick" + (odd ? " odd" : "") }, el("span", { text: step < 60e3 ? hms(t) : hm(t) }));
+      // A label at either end would stick out of the page.
+      const f = (t - w0) / span, label = f > 0.03 && f < 0.97;
+      const k = el("div", { class: "tick" + (odd ? " odd" : "") }, label && el("span", { text: step < 60e3 ? hms(t) : hm(t) }));
       k.style.left = x(t);
       ticks.push(k);
     }
@@ -640,8 +647,7 @@ async function recordingsView(name, q) {
   const ts = el("a", { class: "btn", id: "dl-ts", text: "Download .ts" });
   const selInfo = el("span", { class: "muted small", id: "sel-info" });
 
-  const total = runs.reduce((a, r) => a + r.e - r.s, 0);
-  const gapCount = rs.filter((r) => r.gaps).length;
+  const table = el("div", {});
   main.append(
     el("div", { class: "row" },
       el("span", {}, el("button", { type: "button", onclick: () => zoomTo(zoom - 1, (w0 + w1) / 2), title: "Zoom out", text: "−" }), " ",
@@ -656,12 +662,24 @@ async function recordingsView(name, q) {
     msg, player,
     el("div", { class: "panel" },
       el("div", { class: "row" },
-        el("label", {}, "From", from), el("label", {}, "To", to), mp4, ts, selInfo)));
+        el("label", {}, "From", from), el("label", {}, "To", to), mp4, ts, selInfo)), table);
 
-  msg.textContent = runs.length
-    ? fmtDur(total) + " recorded on " + dayStr + " in " + runs.length + " run" + (runs.length > 1 ? "s" : "") +
-      (gapCount ? "; " + gapCount + " recording" + (gapCount > 1 ? "s" : "") + " with missing frames" : "") + ". Click the timeline to play."
-    : "Nothing was recorded on " + dayStr + " (" + stream + " stream).";
+  // What the day holds: the summary line and the table of runs.
+  function list() {
+    const total = runs.reduce((a, r) => a + r.e - r.s, 0);
+    const gapCount = rs.filter((r) => r.gaps).length;
+    msg.textContent = runs.length
+      ? fmtDur(total) + " recorded on " + dayStr + " in " + runs.length + " run" + (runs.length > 1 ? "s" : "") +
+        (gapCount ? "; " + gapCount + " recording" + (gapCount > 1 ? "s" : "") + " with missing frames" : "") + ". Click the timeline to play."
+      : "Nothing was recorded on " + dayStr + " (" + stream + " stream).";
+    const rows = runs.map((r) => el("tr", { class: "click", onclick: () => { zoomTo(zoom, r.s); playAt(r.s, 0); }, title: "Play from " + hms(r.s) },
+      el("td", { text: hms(r.s) }), el("td", { text: hms(r.e) }), el("td", { class: "num", text: fmtDur(r.e - r.s) }),
+      el("td", { class: "num", text: fmtBytes(r.bytes) }), el("td", { text: r.gaps ? r.gaps + " with missing frames" : "" }),
+      el("td", { class: "muted", text: r.r.width ? r.r.width + "×" + r.r.height + " " + (r.r.codec || "") : "" })));
+    table.replaceChildren(...(runs.length ? [el("h2", { text: "Runs of recordings" }), el("div", { class: "scroll" }, el("table", { id: "runs" },
+      el("thead", {}, el("tr", {}, ["From", "To", "Length", "Size", "Gaps", "Video"].map((h) => el("th", { text: h })))),
+      el("tbody", {}, rows)))] : []));
+  }
 
   function showSel() {
     selEl.hidden = !sel;
@@ -743,26 +761,20 @@ async function recordingsView(name, q) {
   });
   leave.push(() => { video.removeAttribute("src"); video.load(); });
 
+  list();
   if (runs.length) {
-    const rows = runs.map((r) => el("tr", { class: "click", onclick: () => { zoomTo(zoom, r.s); playAt(r.s, 0); }, title: "Play from " + hms(r.s) },
-      el("td", { text: hms(r.s) }), el("td", { text: hms(r.e) }), el("td", { class: "num", text: fmtDur(r.e - r.s) }),
-      el("td", { class: "num", text: fmtBytes(r.bytes) }), el("td", { text: r.gaps ? r.gaps + " with missing frames" : "" }),
-      el("td", { class: "muted", text: r.r.width ? r.r.width + "×" + r.r.height + " " + (r.r.codec || "") : "" })));
-    main.append(el("h2", { text: "Runs of recordings" }), el("div", { class: "scroll" }, el("table", { id: "runs" },
-      el("thead", {}, el("tr", {}, ["From", "To", "Length", "Size", "Gaps", "Video"].map((h) => el("th", { text: h })))),
-      el("tbody", {}, rows))));
-    // Start on the latest run's last minute: what one most often wants.
-    const last = runs[runs.length - 1];
-    setSel(Math.max(last.s, last.e - 60e3), last.e);
-  } else setSel(t0, t0);
-  // Start zoomed in enough to see what was recorded.
-  if (runs.length) {
+    // Start on the latest run's last minute (what one most often wants),
+    // zoomed in enough to see what was recorded.
     const a = runs[0].s, b = runs[runs.length - 1].e;
+    setSel(Math.max(runs[runs.length - 1].s, b - 60e3), b);
     let z = ZOOMS.length - 1;
     while (z > 0 && ZOOMS[z] < (b - a) * 1.2) z--;
     zoomTo(z, (a + b) / 2);
-  } else draw();
-  if (t0 <= Date.now() && Date.now() < t1) every(60000, draw);
+  } else { setSel(t0, t0); draw(); }
+  // Today grows: new recordings show up as they are made.
+  if (t0 <= Date.now() && Date.now() < t1) every(30000, async () => {
+    try { await load(); if (my === gen) { list(); draw(); } } catch (e) { banner("Cannot read the recordings: " + e.message); }
+  });
 }
 
 // ---- Cameras (admin)
@@ -998,8 +1010,8 @@ window.addEventListener("unhandledrejection", (e) => banner("Something went wron
 (async () => {
   try {
     const s = await getStatus();
-    // The server names the user when logins are on, and null when off.
-    authOn = !!s.user;
+    // `auth`: whether logins are on; `user`: who is logged in.
+    authOn = s.auth === true || !!s.user;
     setUser(s.user || null);
   } catch (e) {
     if (e.status !== 401) banner(e.message);
