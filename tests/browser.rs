@@ -590,6 +590,22 @@ fn page_in_a_browser() {
     assert!(why.as_str().unwrap().contains("H.265"), "{why}");
     b.screenshot("live.png");
 
+    // Loaded again, the files are revalidated (ETag, 304), not sent again.
+    b.goto(&vigil.url("?again#/status"));
+    let again = b.js(
+        "return performance.getEntriesByType('resource')
+             .filter((e) => /\\/app\\.(js|css)$/.test(e.name))
+             .map((e) => [e.name, e.transferSize, e.encodedBodySize]);",
+        json!([]),
+    );
+    println!("reloaded: {again}");
+    assert_eq!(again.as_array().unwrap().len(), 2, "{again}");
+    for e in again.as_array().unwrap() {
+        // A 304: the headers crossed the wire, not the body.
+        assert!(e[1].as_u64().unwrap() < 1024, "sent again: {e}");
+        assert_eq!(e[2], 0, "sent again: {e}");
+    }
+
     // One camera, live over Media Source Extensions.
     b.goto(&vigil.url("#/camera/demo"));
     let how = b.wait(
