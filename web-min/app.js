@@ -158,6 +158,8 @@ function loggedOut() {
 async function logout() {
   try { await api("POST", "/api/logout"); } catch (e) { banner(e.message); }
   loggedOut();
+  // The next user starts afresh, not where this one left.
+  next = "#/live";
 }
 
 async function loginView() {
@@ -997,6 +999,10 @@ function route() {
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("on", a.dataset.view === (name === "camera" ? "live" : name));
   document.title = "Vigil · " + name[0].toUpperCase() + name.slice(1) + (arg ? " · " + arg : "");
   main.replaceChildren();
+  if ((name === "cameras" || name === "users") && !isAdmin()) {
+    main.append(el("p", { class: "err", text: "Only admins may manage " + name + "; you are logged in as a viewer." }));
+    return;
+  }
   const my = gen;
   VIEWS[name](arg, new URLSearchParams(query || "")).catch((e) => {
     if (my !== gen || e.status === 401) return;
