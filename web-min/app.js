@@ -44,6 +44,24 @@ function el(tag, props, ...kids) {
   return e;
 }
 
+const td = (x, cls) => el("td", { class: cls }, x);
+// A table that scrolls sideways on a phone; heads starting with # are numbers.
+const table = (id, heads, rows) => el("div", { class: "scroll" }, el("table", { id },
+  el("thead", {}, el("tr", {}, heads.map((h) => el("th", { class: h[0] === "#" && "num", text: h.replace("#", "") })))),
+  el("tbody", {}, rows)));
+
+// A delete button that asks twice: a second click within 4 s.
+function delButton(fn) {
+  const b = el("button", { type: "button", class: "danger", text: "Delete" });
+  b.onclick = () => {
+    if (b.dataset.armed) return fn();
+    b.dataset.armed = 1;
+    b.textContent = "Really delete?";
+    setTimeout(() => { delete b.dataset.armed; b.textContent = "Delete"; }, 4000);
+  };
+  return b;
+}
+
 function fmtBytes(n) {
   if (n == null) return "–";
   const u = ["B", "KB", "MB", "GB", "TB"];
@@ -649,7 +667,7 @@ async function recordingsView(name, q) {
   const ts = el("a", { class: "btn", id: "dl-ts", text: "Download .ts" });
   const selInfo = el("span", { class: "muted small", id: "sel-info" });
 
-  const table = el("div", {});
+  const runsEl = el("div", {});
   main.append(
     el("div", { class: "row" },
       el("span", {}, el("button", { type: "button", onclick: () => zoomTo(zoom - 1, (w0 + w1) / 2), title: "Zoom out", text: "−" }), " ",
@@ -664,7 +682,7 @@ async function recordingsView(name, q) {
     msg, player,
     el("div", { class: "panel" },
       el("div", { class: "row" },
-        el("label", {}, "From", from), el("label", {}, "To", to), mp4, ts, selInfo)), table);
+        el("label", {}, "From", from), el("label", {}, "To", to), mp4, ts, selInfo)), runsEl);
 
   // What the day holds: the summary line and the table of runs.
   function list() {
@@ -675,12 +693,9 @@ async function recordingsView(name, q) {
         (gapCount ? "; " + gapCount + " recording" + (gapCount > 1 ? "s" : "") + " with missing frames" : "") + ". Click the timeline to play."
       : "Nothing was recorded on " + dayStr + " (" + stream + " stream).";
     const rows = runs.map((r) => el("tr", { class: "click", onclick: () => { zoomTo(zoom, r.s); playAt(r.s, 0); }, title: "Play from " + hms(r.s) },
-      el("td", { text: hms(r.s) }), el("td", { text: hms(r.e) }), el("td", { class: "num", text: fmtDur(r.e - r.s) }),
-      el("td", { class: "num", text: fmtBytes(r.bytes) }), el("td", { text: r.gaps ? r.gaps + " with missing frames" : "" }),
-      el("td", { class: "muted", text: r.r.width ? r.r.width + "×" + r.r.height + " " + (r.r.codec || "") : "" })));
-    table.replaceChildren(...(runs.length ? [el("h2", { text: "Runs of recordings" }), el("div", { class: "scroll" }, el("table", { id: "runs" },
-      el("thead", {}, el("tr", {}, ["From", "To", "Length", "Size", "Gaps", "Video"].map((h) => el("th", { text: h })))),
-      el("tbody", {}, rows)))] : []));
+      td(hms(r.s)), td(hms(r.e)), td(fmtDur(r.e - r.s), "num"), td(fmtBytes(r.bytes), "num"),
+      td(r.gaps ? r.gaps + " with missing frames" : ""), td(r.r.width ? r.r.width + "×" + r.r.height + " " + (r.r.codec || "") : "", "muted")));
+    runsEl.replaceChildren(...(runs.length ? [el("h2", { text: "Runs of recordings" }), table("runs", ["From", "To", "#Length", "#Size", "Gaps", "Video"], rows)] : []));
   }
 
   function showSel() {
@@ -871,24 +886,14 @@ async function camerasView() {
   }
 
   if (!cams.length) { list.append(el("p", { class: "muted", text: "No cameras configured yet." })); return; }
-  // Deleting asks twice: a second click within 4 s.
-  const del = (c) => (ev) => {
-    const b = ev.target;
-    if (b.dataset.armed) return act(c, "DELETE", null, "Camera “" + c.name + "” deleted; its recordings stay until the ring overwrites them.");
-    b.dataset.armed = 1;
-    b.textContent = "Really delete?";
-    setTimeout(() => { delete b.dataset.armed; b.textContent = "Delete"; }, 4000);
-  };
   const hide = (u) => (u || "").replace(/\/\/[^/@]*@/, "//***@");
-  list.append(el("div", { class: "scroll" }, el("table", { id: "cameras" },
-    el("thead", {}, el("tr", {}, ["Name", "Main stream", "Sub stream", "Record", "Transport", "Priority", "", ""].map((h) => el("th", { text: h })))),
-    el("tbody", {}, cams.map((c) => el("tr", { class: c.enabled === false ? "muted" : "" },
-      el("td", {}, el("a", { href: "#/camera/" + enc(c.name), text: c.name }), c.enabled === false ? " (disabled)" : ""),
-      el("td", { class: "wrap", text: hide(c.url) }), el("td", { class: "wrap", text: hide(c.sub_url) || "–" }),
-      el("td", { text: c.record }), el("td", { text: c.transport }), el("td", { class: "num", text: c.priority }),
-      el("td", {}, el("button", { type: "button", onclick: () => edit(c), text: "Edit" }), " ",
-        el("button", { type: "button", onclick: () => act(c, "PUT", { enabled: c.enabled === false }, "Camera “" + c.name + "” " + (c.enabled === false ? "enabled." : "disabled.")), text: c.enabled === false ? "Enable" : "Disable" })),
-      el("td", {}, el("button", { type: "button", class: "danger", onclick: del(c), text: "Delete" }))))))));
+  list.append(table("cameras", ["Name", "Main stream", "Sub stream", "Record", "Transport", "#Priority", "", ""],
+    cams.map((c) => el("tr", { class: c.enabled === false ? "muted" : "" },
+      td([el("a", { href: "#/camera/" + enc(c.name), text: c.name }), c.enabled === false ? " (disabled)" : ""]),
+      td(hide(c.url), "wrap"), td(hide(c.sub_url) || "–", "wrap"), td(c.record), td(c.transport), td(c.priority, "num"),
+      td([el("button", { type: "button", onclick: () => edit(c), text: "Edit" }), " ",
+        el("button", { type: "button", onclick: () => act(c, "PUT", { enabled: c.enabled === false }, "Camera “" + c.name + "” " + (c.enabled === false ? "enabled." : "disabled.")), text: c.enabled === false ? "Enable" : "Disable" })]),
+      td(delButton(() => act(c, "DELETE", null, "Camera “" + c.name + "” deleted; its recordings stay until the ring overwrites them.")))))));
 }
 
 // ---- Status
@@ -918,17 +923,13 @@ async function statusView() {
         card("Memory", fmtBytes(mem.rss_bytes), el("div", { class: "muted small", text: "resident; recording arena " + fmtBytes(mem.arena_bytes) })),
         card("Vigil " + (s.version || ""), "up " + fmtDur((s.uptime_s || 0) * 1000), el("div", { class: "muted small", text: streams.length + " streams" }))),
       el("h2", { text: "Streams" }),
-      el("div", { class: "scroll" }, el("table", { id: "streams" },
-        el("thead", {}, el("tr", {}, ["Camera", "Stream", "State", "Codec", "Size", "fps", "Bitrate", "Frames", "Dropped", "Lost packets", "Reconnects", "Last error"]
-          .map((h, i) => el("th", { class: i > 4 && i < 11 ? "num" : "", text: h })))),
-        el("tbody", {}, streams.map(([n, x]) => el("tr", {},
-          el("td", {}, el("a", { href: "#/camera/" + enc(n), text: n })), el("td", { text: x.stream }),
-          el("td", {}, el("span", { class: "badge " + x.state, text: x.state })), el("td", { text: x.codec || "–" }),
-          el("td", { text: x.width ? x.width + "×" + x.height : "–" }), el("td", { class: "num", text: x.fps != null ? x.fps.toFixed(1) : "–" }),
-          el("td", { class: "num", text: x.bitrate_bps != null ? (x.bitrate_bps / 1000).toFixed(0) + " kbit/s" : "–" }),
-          el("td", { class: "num", text: x.frames ?? "–" }), el("td", { class: "num" + (x.frames_dropped ? " err" : ""), text: x.frames_dropped ?? "–" }),
-          el("td", { class: "num", text: x.packets_lost ?? "–" }), el("td", { class: "num", text: x.reconnects ?? "–" }),
-          el("td", { class: "wrap err", text: [x.last_error, x.storage_error].filter(Boolean).join("; ") })))))));
+      table("streams", ["Camera", "Stream", "State", "Codec", "Size", "#fps", "#Bitrate", "#Frames", "#Dropped", "#Lost packets", "#Reconnects", "Last error"],
+        streams.map(([n, x]) => el("tr", {},
+          td(el("a", { href: "#/camera/" + enc(n), text: n })), td(x.stream), td(el("span", { class: "badge " + x.state, text: x.state })),
+          td(x.codec || "–"), td(x.width ? x.width + "×" + x.height : "–"), td(x.fps != null ? x.fps.toFixed(1) : "–", "num"),
+          td(x.bitrate_bps != null ? (x.bitrate_bps / 1000).toFixed(0) + " kbit/s" : "–", "num"), td(x.frames ?? "–", "num"),
+          td(x.frames_dropped ?? "–", "num" + (x.frames_dropped ? " err" : "")), td(x.packets_lost ?? "–", "num"),
+          td(x.reconnects ?? "–", "num"), td([x.last_error, x.storage_error].filter(Boolean).join("; "), "wrap err")))));
     document.getElementById("updated").textContent = "updated " + hms(Date.now()) + ", every 5 s";
   };
   await show();
@@ -956,22 +957,15 @@ async function usersView() {
   const rows = users.map((u) => {
     const path = "/api/users/" + enc(u.name);
     const pw = el("input", { type: "password", placeholder: "new password", autocomplete: "new-password" });
-    const del = el("button", { type: "button", class: "danger", text: "Delete" });
-    del.onclick = () => {
-      if (del.dataset.armed) return act("DELETE", path, null, "User “" + u.name + "” deleted.");
-      del.dataset.armed = 1;
-      del.textContent = "Really delete?";
-      setTimeout(() => { delete del.dataset.armed; del.textContent = "Delete"; }, 4000);
-    };
     return el("tr", {},
-      el("td", { text: u.name + (me && me.name === u.name ? " (you)" : "") }),
-      el("td", {}, roles(u.role, (e) => act("PUT", path, { role: e.target.value }, "“" + u.name + "” is now " + e.target.value + "."))),
-      el("td", {}, el("form", { class: "row", onsubmit: (e) => { e.preventDefault(); if (pw.value) act("PUT", path, { password: pw.value }, "Password of “" + u.name + "” changed."); } },
+      td(u.name + (me && me.name === u.name ? " (you)" : "")),
+      td(roles(u.role, (e) => act("PUT", path, { role: e.target.value }, "“" + u.name + "” is now " + e.target.value + "."))),
+      td(el("form", { class: "row", onsubmit: (e) => { e.preventDefault(); if (pw.value) act("PUT", path, { password: pw.value }, "Password of “" + u.name + "” changed."); } },
         pw, el("button", { type: "submit", text: "Set password" }))),
-      el("td", {}, del));
+      td(delButton(() => act("DELETE", path, null, "User “" + u.name + "” deleted."))));
   });
   main.append(users.length
-    ? el("div", { class: "scroll" }, el("table", { id: "users" }, el("thead", {}, el("tr", {}, ["Name", "Role", "Password", ""].map((h) => el("th", { text: h })))), el("tbody", {}, rows)))
+    ? table("users", ["Name", "Role", "Password", ""], rows)
     : el("p", { class: "muted", text: "No users yet." }));
   const name = el("input", { name: "name", required: true, autocomplete: "off" });
   const pass = el("input", { name: "password", type: "password", required: true, autocomplete: "new-password" });
