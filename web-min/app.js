@@ -96,19 +96,20 @@ function every(ms, fn) {
 // ---- The API
 
 class HttpError extends Error {
-  constructor(status, msg) { super(msg); this.status = status; }
+  constructor(status, msg, field) { super(msg); this.status = status; this.field = field; }
 }
 
-// The server's own words for a failed answer ({"error": "..."}).
-async function errorText(r) {
-  let m = "";
+// A failed answer in the server's own words ({"error": "...", "field": ...}).
+async function failure(r) {
+  let m = "", field;
   try {
     const t = await r.text();
-    try { m = JSON.parse(t).error || ""; } catch { m = t.slice(0, 200); }
+    try { ({ error: m, field } = JSON.parse(t)); } catch { m = t.slice(0, 200); }
   } catch { /* the body broke off: the status says enough */ }
   const what = r.status >= 500 ? "The server failed: " : r.status === 403 ? "Not allowed: " : "";
-  return what + (m || r.statusText || "no reason given") + " (HTTP " + r.status + ")";
+  return new HttpError(r.status, what + (m || r.statusText || "no reason given") + " (HTTP " + r.status + ")", field);
 }
+const errorText = async (r) => (await failure(r)).message;
 
 async function api(method, path, body) {
   let r;
@@ -125,7 +126,7 @@ async function api(method, path, body) {
     loggedOut();
     throw new HttpError(401, "Please log in.");
   }
-  if (!r.ok) throw new HttpError(r.status, await errorText(r));
+  if (!r.ok) throw await failure(r);
   if (r.status === 204) return null;
   return (r.headers.get("Content-Type") || "").includes("json") ? r.json() : r.text();
 }
@@ -454,7 +455,7 @@ async function mseLive(video, url, signal, onCodec) {
   if (!window.MediaSource) throw unsupported("this browser has no Media Source Extensions.");
   const r = await fetch(url, { signal });
   if (r.status === 401) loggedOut();
-  if (!r.ok) throw new HttpError(r.status, await errorText(r));
+  if (!r.ok) throw await failure(r);
   const reader = r.body.getReader();
   let buf = new Uint8Array(0), init = new Uint8Array(0), moof = null;
   let sb = null, failed = null, frags = 0, started = false;
@@ -871,6 +872,8 @@ async function camerasView() {
       } catch (e) {
         err.textContent = e.message;
         save.disabled = false;
+        // The server names the field at fault: go there.
+        if (inputs[e.field]) inputs[e.field].focus();
       }
     };
     box.replaceChildren(el("div", { class: "panel" }, el("h2", { text: c ? "Edit " + c.name : "Add a camera" }), form));
