@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::http::HttpServer;
+use vigil::serve::http::{HttpServer, Role};
 use vigil::store;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -415,11 +415,11 @@ impl Drop for Browser {
 
 // ---- Vigil, as `vigil demo` runs it
 
-fn demo_config(dir: &Path, camera: &CameraServer) -> Config {
+fn demo_config(dir: &Path, camera: &CameraServer, auth: bool) -> Config {
     let text = format!(
         "[storage]\npath = \"data\"\npool_size_mb = 8\npools = 4\nsync_interval_ms = 500\n\
          [memory]\narena_mb = 8\n[system]\nstream_start_spacing_ms = 0\n\
-         [http]\nlisten = \"127.0.0.1:0\"\nauth = false\n\
+         [http]\nlisten = \"127.0.0.1:0\"\nauth = {auth}\n\
          [[camera]]\nname = \"demo\"\nurl = \"{}\"\nsub_url = \"{}\"\nrecord = \"both\"\n\
          [[camera]]\nname = \"demo-hevc\"\nurl = \"{}\"\n",
         camera.url("h264/demo"),
@@ -437,7 +437,9 @@ struct Vigil {
 }
 
 impl Vigil {
-    fn start(name: &str) -> Vigil {
+    /// `users`: (name, role, password) to create, for `http.auth = true`;
+    /// none: logins off, as in `vigil demo`.
+    fn start(name: &str, users: &[(&str, Role, &str)]) -> Vigil {
         let dir = temp_dir(name);
         let cam = CameraServer::start(ServerOptions {
             listen: ([127, 0, 0, 1], 0).into(),
@@ -445,8 +447,12 @@ impl Vigil {
             bitrate_kbps: None,
         })
         .unwrap();
-        let cfg = demo_config(&dir, &cam);
+        let cfg = demo_config(&dir, &cam, !users.is_empty());
         let storage = store::open::open_for_writing(&cfg.storage).unwrap();
+        let auth = vigil::auth::Auth::new(cfg.storage.db.clone());
+        for &(name, role, password) in users {
+            auth.add_user(name, role, password).unwrap();
+        }
         let rec = Recorder::start(&cfg, storage).unwrap();
         let ctx = Arc::new(vigil::serve::context(&cfg, &rec));
         let http = HttpServer::start(cfg.http.listen, ctx, 16).unwrap();
@@ -524,16 +530,21 @@ const PICTURE_HASH: &str = "
 
 // ---- The tests
 
+/// One browser test at a time: each runs Chromium and a recorder, and the
+/// machine may have two cores.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The page as `vigil demo` serves it (no logins), in a real browser.
 #[test]
 #[ignore = "needs chromium, chromium-driver and ffprobe (scripts/install-test-deps.sh)"]
 fn page_in_a_browser() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let (raw, gz) = vigil::serve::web::sizes();
     println!(
         "page size: {raw} bytes ({:.1} KiB) uncompressed, {gz} bytes gzip",
         raw as f64 / 1024.0
     );
-    let vigil = Vigil::start("browser");
+    let vigil = Vigil::start("browser", &[]);
     let b = Browser::start(1280, 800);
 
     // Cold load: a fresh profile, nothing cached.
@@ -859,10 +870,93 @@ fn page_is_served_compressed_and_cached() {
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(String::from_utf8_lossy(&page.body).contains("/app.js"));
     assert_eq!(http(addr, "GET", "/nothing.js", "", b"").status, 404);
-    assert_eq!(http(addr, "GET", "/index.html/x", "", b"").status, 404);
     assert_eq!(http(addr, "POST", "/app.js", "", b"").status, 405);
+    // Logins are on (the default): the page is public, the API is not.
+    assert_eq!(http(addr, "GET", "/api/status", "", b"").status, 401);
+    assert_eq!(http(addr, "GET", "/index.html/x", "", b"").status, 401);
 
     http_server.stop();
     rec.shutdown(Duration::from_secs(5)).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `http.auth` on: the page asks to log in, refuses a wrong
+/// password in words, lets a viewer watch but shows no admin views, and
+/// logging out ends the session.
+#[test]
+#[ignore = "needs chromium and chromium-driver (scripts/install-test-deps.sh)"]
+fn login_in_a_browser() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let vigil = Vigil::start(
+        "browser-login",
+        &[
+            ("root", Role::Admin, "root password 1"),
+            ("eve", Role::Viewer, "viewer password 1"),
+        ],
+    );
+    let b = Browser::start(1280, 800);
+    b.goto(&vigil.url("#/status"));
+    b.wait(
+        Duration::from_secs(10),
+        "location.hash === '#/login' && document.querySelector('form [name=username]')",
+    );
+    b.screenshot("login.png");
+
+    // A wrong password: said in words, still on the login form.
+    b.type_into("[name=username]", "root");
+    b.type_into("[name=password]", "not the password");
+    b.click("form button[type=submit]");
+    let said = b.wait(
+        Duration::from_secs(20),
+        "document.querySelector('.login .err').textContent",
+    );
+    assert_eq!(said, "Wrong user name or password.");
+    assert_eq!(b.js("return location.hash;", json!([])), "#/login");
+
+    // The right one: back where the user was going, logged in as admin.
+    b.type_into("[name=password]", "root password 1");
+    b.click("form button[type=submit]");
+    b.wait(Duration::from_secs(20), "location.hash === '#/status' && document.querySelectorAll('#streams tbody tr').length === 3");
+    let who = b.js(
+        "return document.getElementById('who').textContent;",
+        json!([]),
+    );
+    assert!(who.as_str().unwrap().contains("root (admin)"), "{who}");
+    // The session cookie carries the pictures too.
+    b.goto(&vigil.url("#/live"));
+    b.wait(
+        Duration::from_secs(20),
+        "document.querySelector(\".cam[data-camera='demo'] img\")?.naturalWidth",
+    );
+    // A reload keeps the session.
+    b.goto(&vigil.url("?again#/users"));
+    b.wait(
+        Duration::from_secs(10),
+        "document.querySelectorAll('#users tbody tr').length === 2",
+    );
+    b.screenshot("users-admin.png");
+
+    // Log out: the login form again, and the API refuses.
+    b.click("#who button");
+    b.wait(
+        Duration::from_secs(10),
+        "location.hash === '#/login' && document.querySelector('form [name=username]')",
+    );
+    let (status, _, _) = b.fetch("/api/status");
+    assert_eq!(status, 401);
+
+    // A viewer: watches, no admin views in the navigation.
+    b.type_into("[name=username]", "eve");
+    b.type_into("[name=password]", "viewer password 1");
+    b.click("form button[type=submit]");
+    b.wait(Duration::from_secs(20), "location.hash === '#/live' && document.querySelector(\".cam[data-camera='demo'] img\")?.naturalWidth");
+    let admin_links = b.js(
+        "return [...document.querySelectorAll('#nav a.admin')].filter((a) => a.offsetParent).length;",
+        json!([]),
+    );
+    assert_eq!(admin_links, 0);
+    b.screenshot("viewer-live.png");
+
+    drop(b);
+    vigil.stop();
 }

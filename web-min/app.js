@@ -612,7 +612,7 @@ async function recordingsView(name, q) {
     for (let t = Math.ceil((w0 + off) / step) * step - off; t < w1; t += step) {
       const odd = Math.round((t + off) / step) % 2;
       // A label at either end would stick out of the page.
-      const f = (t - w0) / span, label = f > 0.03 && f < 0.97;
+      const px = ((t - w0) / span) * tl.clientWidth, label = px > 28 && px < tl.clientWidth - 28;
       const k = el("div", { class: "tick" + (odd ? " odd" : "") }, label && el("span", { text: step < 60e3 ? hms(t) : hm(t) }));
       k.style.left = x(t);
       ticks.push(k);
