@@ -835,7 +835,8 @@ async function camerasView() {
     const fields = CAM_FIELDS.map(([k, label, type, hint]) => {
       let i;
       if (Array.isArray(type)) i = el("select", { name: k }, type.map((v) => el("option", { value: v, text: v })));
-      else i = el("input", { name: k, type, placeholder: k === "password" && c && c.password_set ? "(unchanged)" : hint || "" });
+      // The camera's credentials, not this browser's saved login.
+      else i = el("input", { name: k, type, autocomplete: k === "password" ? "new-password" : "off", placeholder: k === "password" && c && c.password_set ? "(unchanged)" : hint || "" });
       if (k === "name" && c) i.readOnly = true;
       if (k === "priority" || k === "segment_seconds") { i.min = k === "priority" ? 0 : 1; i.step = 1; }
       const v = c ? c[k] : { transport: "tcp", record: "main", priority: 1, segment_seconds: 60 }[k];
