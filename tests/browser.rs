@@ -758,6 +758,52 @@ fn page_in_a_browser() {
             Duration::from_secs(30),
             "document.querySelector(\".cam[data-camera='added'] img\")?.naturalWidth",
         );
+        let camera = |name: &str| -> Option<Value> {
+            let r = http(vigil.addr(), "GET", "/api/cameras", "", b"");
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .cloned()
+        };
+        // Edit it: a changed field is sent, the rest stays.
+        b.goto(&vigil.url("#/cameras"));
+        b.click("#cameras tr[data-camera=added] button.edit");
+        b.type_into("#camera-form [name=segment_seconds]", "30");
+        b.screenshot("camera-edit.png");
+        b.click("#camera-form button[type=submit]");
+        b.wait(
+            Duration::from_secs(10),
+            "document.getElementById('banner').textContent.includes('saved')",
+        );
+        let added = camera("added").unwrap();
+        assert_eq!(added["segment_seconds"], 30, "{added}");
+        assert_eq!(added["enabled"], true, "{added}");
+        // Disable it, then delete it (the button asks twice).
+        b.wait(
+            Duration::from_secs(10),
+            "document.querySelector('#cameras tr[data-camera=added] button.toggle')",
+        );
+        b.click("#cameras tr[data-camera=added] button.toggle");
+        b.wait(
+            Duration::from_secs(10),
+            "document.getElementById('banner').textContent.includes('disabled')",
+        );
+        assert_eq!(camera("added").unwrap()["enabled"], false);
+        b.wait(
+            Duration::from_secs(10),
+            "document.querySelector('#cameras tr[data-camera=added].muted button.danger')",
+        );
+        b.click("#cameras tr[data-camera=added] button.danger");
+        let asks = b.js("return document.querySelector('#cameras tr[data-camera=added] button.danger').textContent;", json!([]));
+        assert_eq!(asks, "Really delete?");
+        b.click("#cameras tr[data-camera=added] button.danger");
+        b.wait(
+            Duration::from_secs(10),
+            "document.getElementById('banner').textContent.includes('deleted')",
+        );
+        assert_eq!(camera("added"), None);
     } else {
         // Waits for the cameras API (POST /api/cameras), built in parallel.
         println!("camera editing: /api/cameras answers {cams_api}; adding a camera is not tested");

@@ -80,11 +80,13 @@ function fmtDur(ms) {
   return Math.floor(h / 24) + " days " + (h % 24) + " h";
 }
 
+// An error stays until the next view; news of a change (`info`) is
+// given just before the view is drawn again, so it stays one view longer.
 function banner(msg, info) {
   bannerEl.className = info ? "info" : "";
   bannerEl.firstChild.textContent = msg || "";
   bannerEl.hidden = !msg;
-  bannerEl.dataset.at = Date.now();
+  bannerEl.dataset.keep = info ? 1 : "";
 }
 bannerEl.lastChild.onclick = () => banner("");
 
@@ -892,11 +894,11 @@ async function camerasView() {
   if (!cams.length) { list.append(el("p", { class: "muted", text: "No cameras configured yet." })); return; }
   const hide = (u) => (u || "").replace(/\/\/[^/@]*@/, "//***@");
   list.append(table("cameras", ["Name", "Main stream", "Sub stream", "Record", "Transport", "#Priority", "", ""],
-    cams.map((c) => el("tr", { class: c.enabled === false ? "muted" : "" },
+    cams.map((c) => el("tr", { class: c.enabled === false ? "muted" : "", "data-camera": c.name },
       td([el("a", { href: "#/camera/" + enc(c.name), text: c.name }), c.enabled === false ? " (disabled)" : ""]),
       td(hide(c.url), "wrap"), td(hide(c.sub_url) || "–", "wrap"), td(c.record), td(c.transport), td(c.priority, "num"),
-      td([el("button", { type: "button", onclick: () => edit(c), text: "Edit" }), " ",
-        el("button", { type: "button", onclick: () => act(c, "PUT", { enabled: c.enabled === false }, "Camera “" + c.name + "” " + (c.enabled === false ? "enabled." : "disabled.")), text: c.enabled === false ? "Enable" : "Disable" })]),
+      td([el("button", { type: "button", class: "edit", onclick: () => edit(c), text: "Edit" }), " ",
+        el("button", { type: "button", class: "toggle", onclick: () => act(c, "PUT", { enabled: c.enabled === false }, "Camera “" + c.name + "” " + (c.enabled === false ? "enabled." : "disabled.")), text: c.enabled === false ? "Enable" : "Disable" })]),
       td(delButton(() => act(c, "DELETE", null, "Camera “" + c.name + "” deleted; its recordings stay until the ring overwrites them.")))))));
 }
 
@@ -992,8 +994,8 @@ function route() {
   try { arg = decodeURIComponent(rest.join("/")); } catch { /* a mangled link: no argument */ }
   const name = VIEWS[view] ? view : "live";
   if (authOn && !me && name !== "login") { loggedOut(); return; }
-  // Messages of the view left behind go, but not one just given for the next.
-  if (Date.now() - Number(bannerEl.dataset.at || 0) > 1000) banner("");
+  if (bannerEl.dataset.keep) bannerEl.dataset.keep = "";
+  else banner("");
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("on", a.dataset.view === (name === "camera" ? "live" : name));
   document.title = "Vigil · " + name[0].toUpperCase() + name.slice(1) + (arg ? " · " + arg : "");
   main.replaceChildren();
