@@ -638,7 +638,8 @@ async function recordingsView(name, q) {
     tl.replaceChildren(...ticks, ...bars, nowEl || "", selEl, headEl);
     showSel();
     showHead();
-    zoomInfo.textContent = hm(w0) + " – " + (w1 >= t1 ? "24:00" : hm(w1));
+    const f = span > 600e3 ? hm : hms;
+    zoomInfo.textContent = f(w0) + " – " + (w1 >= t1 ? "24:00" : f(w1));
   }
 
   // Pointer: a click plays from that moment; a drag picks a range.
