@@ -14,7 +14,7 @@
 //! in an error: validation errors name the key, and `ConfigError` messages
 //! about URLs are already redacted.
 
-use super::{parse_str, Config, ConfigError};
+use super::{parse_str, Camera, Config, ConfigError};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -295,6 +295,55 @@ fn keep_detached_comments(doc: &mut DocumentMut, removed: &Table) {
             doc.set_trailing(format!("{detached}{trailing}"));
         }
     }
+}
+
+/// Every key of a camera as the config file writes it, in the documented
+/// order; optional keys only when set.
+pub fn camera_fields(cam: &Camera) -> Vec<(String, Value)> {
+    let mut out = vec![
+        ("name".to_owned(), Value::from(cam.name.as_str())),
+        ("url".to_owned(), Value::from(cam.url.as_str())),
+    ];
+    let optional = [
+        ("sub_url", &cam.sub_url),
+        ("username", &cam.username),
+        ("password", &cam.password),
+    ];
+    for (k, v) in optional {
+        if let Some(v) = v {
+            out.push((k.to_owned(), Value::from(v.as_str())));
+        }
+    }
+    out.extend([
+        ("transport".to_owned(), Value::from(cam.transport.name())),
+        ("record".to_owned(), Value::from(cam.record.name())),
+        ("priority".to_owned(), Value::from(i64::from(cam.priority))),
+        (
+            "segment_seconds".to_owned(),
+            Value::from(i64::from(cam.segment_seconds)),
+        ),
+        ("enabled".to_owned(), Value::from(cam.enabled)),
+    ]);
+    out
+}
+
+/// `cameras` as `[[camera]]` tables, nothing else: the text edited in
+/// memory when there is no config file (`vigil demo`).
+pub fn cameras_text(cameras: &[Camera]) -> String {
+    let mut doc = DocumentMut::new();
+    let mut arr = ArrayOfTables::new();
+    for cam in cameras {
+        let mut t = Table::new();
+        for (k, v) in camera_fields(cam) {
+            t.insert(&k, Item::Value(v));
+        }
+        arr.push(t);
+    }
+    if !arr.is_empty() {
+        doc.as_table_mut()
+            .insert("camera", Item::ArrayOfTables(arr));
+    }
+    doc.to_string()
 }
 
 /// The temporary file next to `target` that [`write_atomic`] renames over

@@ -3,8 +3,10 @@
 //! `http` is the server and the JSON API; every video route is a hook of
 //! its own module: `view` (.mp4 of a range), `ts` (MPEG-TS), `hls`
 //! (playlists and fMP4 segments), `live` (live fMP4), `mjpeg` (MJPEG and
-//! snapshots). `route` holds what they share.
+//! snapshots); `api_cameras` changes the cameras. `route` holds what they
+//! share.
 
+pub mod api_cameras;
 pub mod export;
 pub mod fmp4;
 pub mod hls;
@@ -19,28 +21,28 @@ pub mod ts;
 pub mod view;
 
 use crate::config::Config;
-use crate::daemon::recorder::{LiveSource, Recorder};
+use crate::daemon::recorder::Recorder;
 use http::{RouteHook, ServeContext};
-use std::sync::Arc;
 
-/// Every video route, in the order they are tried.
+/// Every route of `serve` beyond `http`'s own, in the order they are tried.
 pub fn hooks(cfg: &Config, rec: &Recorder) -> Vec<RouteHook> {
     let db = cfg.storage.db.clone();
     let pools = rec.pool_reader.clone();
-    let live: Arc<Vec<LiveSource>> = Arc::new(rec.live.clone());
+    let running = rec.running.clone();
     vec![
+        api_cameras::hook(rec.control()),
         view::hook(db.clone(), pools.clone()),
         ts::hook(db.clone(), pools.clone()),
-        hls::hook(db, pools, live.clone()),
-        live::hook(live.clone()),
-        mjpeg::hook(live, cfg),
+        hls::hook(db, pools, running.clone()),
+        live::hook(running.clone()),
+        mjpeg::hook(running, cfg),
     ]
 }
 
 /// What the HTTP server needs to serve `rec`, recording under `cfg`.
 pub fn context(cfg: &Config, rec: &Recorder) -> ServeContext {
     ServeContext {
-        statuses: rec.streams.statuses.clone(),
+        running: rec.running.clone(),
         db_path: cfg.storage.db.clone(),
         storage: cfg.storage.clone(),
         started: std::time::Instant::now(),

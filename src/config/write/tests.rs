@@ -342,3 +342,12 @@ fn dotted_keys_and_inline_tables() {
         Err(EditError::File(_))
     ));
 }
+
+#[test]
+fn cameras_text_round_trips() {
+    let c = parse_str(FILE, base()).unwrap();
+    let text = cameras_text(&c.cameras);
+    let back = parse_str(&text, base()).unwrap();
+    assert_eq!(back.cameras, c.cameras);
+    assert_eq!(cameras_text(&[]), "");
+}
