@@ -209,6 +209,26 @@ fn api_over_a_recording_camera() {
         assert!(w[1]["id"].as_i64().unwrap() > w[0]["id"].as_i64().unwrap());
     }
 
+    // Prometheus metrics: per stream, storage, HTTP.
+    let r = get(addr, "/metrics");
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("Content-Type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(r.body).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} not in\n{text}"))
+    };
+    assert!(value("vigil_stream_frames_total{camera=\"a\",stream=\"main\"}") > 0.0);
+    assert!(value("vigil_stream_bytes_total{camera=\"a\",stream=\"main\"}") > 0.0);
+    assert_eq!(value("vigil_stream_up{camera=\"a\",stream=\"main\"}"), 1.0);
+    assert!(value("vigil_storage_used_bytes") > 0.0);
+    assert!(value("vigil_storage_recordings") >= 2.0);
+    assert!(value("vigil_http_requests_total{status=\"200\"}") >= 1.0);
+
     // Ranges, in each form a time may take.
     // 1 ms into the last closed recording (only the newest is open, and a
     // closed one lasts a segment); the one before ends at or before it.

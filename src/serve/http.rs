@@ -878,6 +878,7 @@ impl Worker {
                 body: Body::Bytes(INDEX_HTML.as_bytes().to_vec()),
             },
             ["api", "status"] => self.status(),
+            ["metrics"] => self.metrics(),
             ["api", "cameras", name, "recordings"] => self.recordings(name, &req),
             ["api", "cameras", name, what] if is_long_route(what) => {
                 if !self.known_camera(name) {
@@ -995,6 +996,47 @@ impl Worker {
                 "cameras": cameras,
             }),
         )
+    }
+
+    fn metrics(&mut self) -> Reply {
+        let storage = match self
+            .db()
+            .and_then(|d| d.summary().map_err(|e| e.to_string()))
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.db = None;
+                log::warn!("metrics: index: {e}");
+                None
+            }
+        };
+        let streams = self
+            .ctx
+            .statuses
+            .iter()
+            .map(|s| super::metrics::StreamMetrics {
+                camera: &s.camera,
+                stream: s.kind.name(),
+                snapshot: s.snapshot(),
+            })
+            .collect();
+        let st = &self.ctx.storage;
+        let text = super::metrics::render(&super::metrics::Metrics {
+            uptime_s: self.ctx.started.elapsed().as_secs(),
+            streams,
+            storage,
+            storage_capacity_bytes: u64::from(st.pool_size_mb) * u64::from(st.pools) * 1024 * 1024,
+            rss_bytes: rss_bytes(),
+            arena_bytes: self.ctx.arena_bytes,
+            http_by_status: self.ctx.counters.snapshot(),
+            http_abandoned: self.ctx.counters.abandoned(),
+        });
+        Reply {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            headers: Vec::new(),
+            body: Body::Bytes(text.into_bytes()),
+        }
     }
 
     fn recordings(&mut self, camera: &str, req: &Req<'_>) -> Reply {

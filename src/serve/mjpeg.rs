@@ -35,8 +35,6 @@ use std::time::{Duration, Instant};
 /// JPEG's bytes are delimited by `Content-Length` as well.
 const BOUNDARY: &str = "vigil-mjpeg-boundary";
 const CONTENT_TYPE: &str = "multipart/x-mixed-replace; boundary=vigil-mjpeg-boundary";
-/// The part header that is sent ahead, at the end of the previous part.
-const PART_TYPE: &[u8] = b"Content-Type: image/jpeg\r\n";
 /// A producer (and its decoder, tens of MB for a large picture) lives on
 /// this long after the last viewer left or the last snapshot was taken.
 const IDLE: Duration = Duration::from_secs(15);
@@ -50,14 +48,6 @@ const WAKE: Duration = Duration::from_secs(1);
 const DEAD: Duration = Duration::from_secs(10);
 /// How long a snapshot waits for a picture to be made.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
-/// tiny_http 0.12 sends a chunked body in 8 KiB chunks and keeps the last
-/// partial chunk until more is written; see [`part_tail`].
-const CHUNK: u64 = 8192;
-/// Longest padding header line (see [`part_tail`]).
-const PAD_LINE: usize = 512;
-/// Shortest padding header line: `X-Pad: \r\n`.
-const PAD_MIN: usize = 9;
-
 /// The `mjpeg` and `snapshot.jpg` routes of every live stream, paced by
 /// `cfg.http.mjpeg_fps`.
 pub fn hook(running: Running, cfg: &Config) -> RouteHook {
@@ -639,8 +629,8 @@ struct Viewer {
     /// The tick of the last part begun; `None` before the first.
     last_tick: Option<u32>,
     failures_seen: u32,
-    /// Bytes of the body returned so far (for the chunk padding).
-    written: u64,
+    /// No part has begun yet.
+    first: bool,
     /// Since when no new part has begun.
     idle_since: Instant,
 }
@@ -666,7 +656,7 @@ impl Viewer {
             pos: 0,
             last_tick: None,
             failures_seen,
-            written: 0,
+            first: true,
             idle_since: Instant::now(),
         })
     }
@@ -692,7 +682,6 @@ impl Viewer {
             }
         }
         self.pos += n;
-        self.written += n as u64;
         if n == 0 {
             self.pic = None;
         }
@@ -759,10 +748,10 @@ impl Read for Viewer {
             let why = match self.next_picture() {
                 Next::Picture(p) => {
                     self.head.clear();
-                    part_head(self.written == 0, p.jpeg.len(), &mut self.head);
-                    let end = self.written + (self.head.len() + p.jpeg.len()) as u64;
+                    part_head(self.first, p.jpeg.len(), &mut self.head);
+                    self.first = false;
                     self.tail.clear();
-                    part_tail(end, &mut self.tail);
+                    part_tail(&mut self.tail);
                     self.pic = Some(p);
                     self.pos = 0;
                     self.idle_since = Instant::now();
@@ -773,15 +762,14 @@ impl Read for Viewer {
                     self.stream.label(),
                     DEAD.as_secs()
                 ),
-                // Back to the server's copy loop, which checks its stop
+                // Back to the server's write loop, which checks its stop
                 // flag and calls again: an error of this kind is retried,
                 // and ends nothing.
                 Next::Nothing => return Err(io::ErrorKind::Interrupted.into()),
                 Next::End(why) => why,
             };
-            // The end of the body, not an error: tiny_http then writes the
-            // last chunk and flushes it, so the client sees a clean end
-            // (after an error it would leave both unsent).
+            // The end of the body (which the server marks by closing the
+            // connection), not an error: nothing went wrong in the sending.
             log::info!("mjpeg {}: ending a viewer: {why}", self.stream.label());
             return Ok(0);
         }
@@ -799,50 +787,25 @@ impl Drop for Viewer {
     }
 }
 
-/// What goes before a picture: for the first part the opening boundary
-/// and content type, for every part its length.
+/// What goes before a picture: the opening boundary for the first part,
+/// and every part's headers.
 fn part_head(first: bool, jpeg_len: usize, out: &mut Vec<u8>) {
     use std::io::Write;
     if first {
         let _ = write!(out, "--{BOUNDARY}\r\n");
-        out.extend_from_slice(PART_TYPE);
     }
-    let _ = write!(out, "Content-Length: {jpeg_len}\r\n\r\n");
+    let _ = write!(
+        out,
+        "Content-Type: image/jpeg\r\nContent-Length: {jpeg_len}\r\n\r\n"
+    );
 }
 
-/// What goes after a picture whose last byte ends the body's first `end`
-/// bytes: the boundary that closes it, then the next part's first header.
-///
-/// tiny_http 0.12's chunked encoder (the body's length is unknown) sends
-/// only whole [`CHUNK`]s and keeps the rest until more is written, which
-/// would hold each picture's last few KB back until the next picture
-/// exists. So padding header lines (`X-Pad`, ignored by clients) of the
-/// next part are added until a chunk boundary falls after the closing
-/// boundary: the byte written across it sends the picture whole, and what
-/// stays behind is the start of the next part's headers.
-fn part_tail(end: u64, out: &mut Vec<u8>) {
+/// What goes after a picture: the boundary that closes it, sent with it
+/// so that a client which waits for the boundary (rather than counting
+/// `Content-Length`) shows the picture at once, not when the next comes.
+fn part_tail(out: &mut Vec<u8>) {
     use std::io::Write;
     let _ = write!(out, "\r\n--{BOUNDARY}\r\n");
-    let after = end + out.len() as u64;
-    let gap = (CHUNK - after % CHUNK) % CHUNK;
-    // With no padding, a boundary at `after + gap` is crossed when the
-    // content type line written next is longer than `gap`.
-    let gap = usize::try_from(gap).unwrap_or(0);
-    if gap >= PART_TYPE.len() {
-        let need = (gap + 1 - PART_TYPE.len()).max(PAD_MIN);
-        let lines = need.div_ceil(PAD_LINE);
-        let mut left = need;
-        for i in 0..lines {
-            // Near-even line lengths, each at least PAD_MIN (lines are
-            // hundreds of bytes whenever there is more than one).
-            let len = left / (lines - i);
-            out.extend_from_slice(b"X-Pad: ");
-            out.resize(out.len() + (len - PAD_MIN), b'.');
-            out.extend_from_slice(b"\r\n");
-            left -= len;
-        }
-    }
-    out.extend_from_slice(PART_TYPE);
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod hls;
 pub mod http;
 pub mod json;
 pub mod live;
+pub mod metrics;
 pub mod mjpeg;
 pub mod mp4;
 pub mod reaper;

@@ -1,0 +1,431 @@
+//! Bad clients against the real binary: `vigil run`, recording the
+//! built-in camera, gets 10,000 random and malformed HTTP requests from
+//! eight connections' worth of threads (garbage methods and paths, path
+//! traversal, broken percent-escapes, absurd and lying lengths, broken
+//! chunking, bad JSON, endless headers, raw bytes, requests cut short).
+//! Every answer must come within a bounded time, be HTTP, and be a status
+//! that fits (never 500); afterwards the server still answers, recording
+//! never stopped or dropped a frame, and its threads and descriptors are
+//! back to what they were (no leak).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const REQUESTS: usize = 10_000;
+const THREADS: usize = 8;
+const ANSWER_WITHIN: Duration = Duration::from_secs(20);
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_and_find(args: &[&str], prefix: &'static str, log: PathBuf) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = std::fs::File::create(log).unwrap();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(out, "{line}");
+            if let Some(i) = line.find(prefix) {
+                let word = line[i + prefix.len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let _ = tx.send(word);
+            }
+        }
+    });
+    let found = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("address in the log");
+    (Proc(child), found)
+}
+
+/// xorshift64*: small, deterministic, good enough to pick cases.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.below(v.len())]
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+const METHODS: &[&str] = &[
+    "GET", "GET", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT",
+    "get", "G\u{0}T", "BREW", "",
+];
+
+const PATHS: &[&str] = &[
+    "/",
+    "/api/status",
+    "/metrics",
+    "/api/cameras",
+    "/api/cameras/a",
+    "/api/cameras/a/recordings",
+    "/api/cameras/a/recordings?start=0&end=99999999999",
+    "/api/cameras/a/recordings?start=x&end=y",
+    "/api/cameras/a/view.mp4?start=0&end=1",
+    "/api/cameras/a/view.mp4?start=-5&end=99999999999999999999",
+    "/api/cameras/a/export.ts?start=1&end=0",
+    "/api/cameras/a/vod.m3u8?start=0&end=4000000000",
+    "/api/cameras/a/live.m3u8",
+    "/api/cameras/a/segment.m4s?start_90k=0&end_90k=1&dts=0&seq=0",
+    "/api/cameras/a/init.mp4?entry=999",
+    "/api/cameras/a/snapshot.jpg?stream=sub",
+    "/api/cameras/nope/view.mp4",
+    "/api/cameras/../../etc/passwd",
+    "/api/cameras/..%2F..%2Fetc%2Fpasswd/recordings",
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "/api/cameras/a%00/recordings",
+    "/api/cameras/%ZZ/recordings",
+    "/api/cameras/a/recordings?%=%",
+    "/api/users",
+    "/api/users/admin",
+    "/api/login",
+    "/api/logout",
+    "//api//status",
+    "/app.js",
+    "/../app.js",
+    "*",
+    "http://evil.example/api/status",
+    "/api/status?a=1&a=2&a=3&a=4&a=5&a=6&a=7&a=8&a=9&a=10&a=11&a=12&a=13&a=14&a=15&a=16&a=17&a=18",
+];
+
+const BODIES: &[&str] = &[
+    "",
+    "{}",
+    "{\"name\":\"x\"}",
+    "{\"name\":1}",
+    "{\"name\":\"a\",\"url\":\"rtsp://127.0.0.1:1/x\",\"record\":\"sometimes\"}",
+    "{\"username\":\"admin\",\"password\":\"wrong\"}",
+    "[1,2,3]",
+    "{\"a\":",
+    "null",
+    "{\"a\":\"\\ud800\"}",
+    "\u{0}\u{1}\u{2}",
+];
+
+/// One request's bytes; also whether the server may close without an
+/// answer (the request is not HTTP enough to answer, or is cut short).
+fn request(rng: &mut Rng) -> (Vec<u8>, bool) {
+    let mut may_close = false;
+    let method = rng.pick(METHODS);
+    let mut path = rng.pick(PATHS).to_owned();
+    match rng.below(10) {
+        0 => path.push_str(&"x".repeat(rng.below(5000))),
+        1 => {
+            path = format!(
+                "/{}",
+                String::from_utf8_lossy(&rng.bytes(20)).replace(['\r', '\n', ' '], "")
+            )
+        }
+        _ => {}
+    }
+    let version = match rng.below(20) {
+        0 => "HTTP/1.0",
+        1 => "HTTP/2.0",
+        2 => "HTTP/9.9",
+        3 => "",
+        _ => "HTTP/1.1",
+    };
+    let body = rng.pick(BODIES);
+    let mut head = format!("{method} {path} {version}\r\nHost: 127.0.0.1\r\n");
+    match rng.below(14) {
+        0 => head.push_str(&format!("Content-Length: {}\r\n", body.len() + 5)),
+        1 => head.push_str("Content-Length: 99999999999999999999\r\n"),
+        2 => head.push_str("Content-Length: -1\r\n"),
+        3 => head.push_str("Content-Length: 1000000000\r\n"),
+        4 => head.push_str("Transfer-Encoding: chunked\r\n"),
+        5 => head.push_str("Content-Length: 3\r\nContent-Length: 4\r\n"),
+        6 => {
+            for i in 0..rng.below(200) {
+                head.push_str(&format!("X-H{i}: {}\r\n", "v".repeat(rng.below(300))));
+            }
+        }
+        7 => head.push_str(&format!(
+            "Cookie: vigil_session={}\r\n",
+            "A".repeat(rng.below(200))
+        )),
+        8 => head.push_str("Authorization: Basic !!!notbase64\r\n"),
+        9 => head.push_str("Authorization: Basic YWRtaW46d3Jvbmc=\r\n"),
+        10 => head.push_str("Origin: http://evil.example\r\nRange: bytes=5-1\r\n"),
+        11 => head.push_str("Range: bytes=0-0,1-1,2-2\r\nIf-None-Match: \"x\"\r\n"),
+        12 => head.push_str(": no name\r\nno colon\r\n"),
+        _ => {}
+    }
+    if !head.contains("Content-Length") && !head.contains("chunked") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    let mut raw = head.into_bytes();
+    if raw.windows(17).any(|w| w == b"Transfer-Encoding") {
+        match rng.below(3) {
+            0 => {
+                raw.extend_from_slice(format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()).as_bytes())
+            }
+            1 => raw.extend_from_slice(b"zz\r\nbroken\r\n"),
+            _ => raw.extend_from_slice(b"ffffffffffffffff\r\nx"),
+        }
+        may_close = true;
+    } else {
+        raw.extend_from_slice(body.as_bytes());
+    }
+    match rng.below(25) {
+        // Raw bytes instead of a request.
+        0 => {
+            raw = rng.bytes(rng.below(2000));
+            may_close = true;
+        }
+        // Cut short anywhere.
+        1 => {
+            let n = rng.below(raw.len().max(1));
+            raw.truncate(n);
+            may_close = true;
+        }
+        // The HTTP/2 preface.
+        2 => {
+            raw = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+            may_close = true;
+        }
+        _ => {}
+    }
+    if version != "HTTP/1.1" || method.is_empty() || path.contains(' ') {
+        may_close = true;
+    }
+    (raw, may_close)
+}
+
+/// Sends one request and reads the answer: `Some(status)`, or `None` when
+/// the server closed without one. Panics if no answer comes in time.
+fn exchange(addr: SocketAddr, raw: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+    s.set_read_timeout(Some(ANSWER_WITHIN)).unwrap();
+    s.set_write_timeout(Some(ANSWER_WITHIN)).unwrap();
+    // The server may refuse before reading it all.
+    let _ = s.write_all(raw);
+    // Half-close: a request cut short is over, and the server sees it.
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut head = [0u8; 64];
+    let mut got = 0;
+    let started = Instant::now();
+    loop {
+        match s.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                got += n;
+                if got >= 12 || head[..got].contains(&b'\n') {
+                    break;
+                }
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                panic!(
+                    "no answer within {:?} to {:?}",
+                    started.elapsed(),
+                    String::from_utf8_lossy(&raw[..raw.len().min(200)])
+                );
+            }
+            Err(_) => break, // reset: closed
+        }
+    }
+    if got == 0 {
+        return None;
+    }
+    let line = String::from_utf8_lossy(&head[..got]).into_owned();
+    assert!(line.starts_with("HTTP/1."), "not HTTP: {line:?}");
+    line.split_whitespace().nth(1).and_then(|s| s.parse().ok())
+}
+
+fn proc_count(pid: u32, what: &str) -> usize {
+    match what {
+        "threads" => std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap(),
+        _ => std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count(),
+    }
+}
+
+fn status_json(addr: SocketAddr) -> serde_json::Value {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).unwrap();
+    let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(all.starts_with(b"HTTP/1.1 200"));
+    serde_json::from_slice(&all[at + 4..]).unwrap()
+}
+
+fn frames_and_drops(addr: SocketAddr) -> (u64, u64) {
+    let st = status_json(addr);
+    let s = &st["cameras"][0]["streams"][0];
+    (
+        s["frames"].as_u64().unwrap(),
+        s["frames_dropped"].as_u64().unwrap(),
+    )
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    cond()
+}
+
+fn start(dir: &Path) -> (Proc, Proc, SocketAddr) {
+    let (camera, url) = spawn_and_find(
+        &["camera", "--listen", "127.0.0.1:0"],
+        "rtsp://",
+        dir.join("camera.log"),
+    );
+    let base = format!("rtsp://{}", url.trim_end_matches('/'));
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage]\npath = \"data\"\npool_size_mb = 16\npools = 2\n\
+             [http]\nlisten = \"127.0.0.1:0\"\nauth = false\nmax_clients = 8\n\
+             [system]\nstream_start_spacing_ms = 0\n\
+             [[camera]]\nname = \"a\"\nurl = \"{base}/h264/a\"\nsub_url = \"{base}/mjpeg/asub\"\n\
+             record = \"main\"\nsegment_seconds = 5\n"
+        ),
+    )
+    .unwrap();
+    let (vigil, addr) = spawn_and_find(
+        &["-c", cfg.to_str().unwrap(), "run"],
+        "http: listening on ",
+        dir.join("vigil.log"),
+    );
+    (camera, vigil, addr.parse().unwrap())
+}
+
+#[test]
+fn ten_thousand_bad_requests() {
+    let dir = temp_dir("http-fuzz");
+    let (_camera, vigil, addr) = start(&dir);
+    let pid = vigil.0.id();
+    assert!(wait_until(Duration::from_secs(20), || frames_and_drops(
+        addr
+    )
+    .0 > 25));
+    // What an idle server holds, before the storm.
+    std::thread::sleep(Duration::from_secs(1));
+    let (threads_before, fds_before) = (proc_count(pid, "threads"), proc_count(pid, "fds"));
+    let (frames_before, _) = frames_and_drops(addr);
+
+    let seed = 0x5EED_0000_0000_0001u64;
+    let started = Instant::now();
+    let tallies: Vec<Vec<(u16, usize)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut rng = Rng(seed ^ (t as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    let mut tally: Vec<(u16, usize)> = Vec::new();
+                    for _ in 0..REQUESTS / THREADS {
+                        let (raw, may_close) = request(&mut rng);
+                        let status = exchange(addr, &raw);
+                        let code = match status {
+                            Some(c) => c,
+                            None => {
+                                assert!(
+                                    may_close,
+                                    "closed without an answer: {:?}",
+                                    String::from_utf8_lossy(&raw[..raw.len().min(300)])
+                                );
+                                0
+                            }
+                        };
+                        assert!(
+                            code != 500 && !(100..200).contains(&code),
+                            "{code} for {:?}",
+                            String::from_utf8_lossy(&raw[..raw.len().min(300)])
+                        );
+                        match tally.iter_mut().find(|(c, _)| *c == code) {
+                            Some((_, n)) => *n += 1,
+                            None => tally.push((code, 1)),
+                        }
+                    }
+                    tally
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let took = started.elapsed();
+    let mut total: Vec<(u16, usize)> = Vec::new();
+    for (c, n) in tallies.into_iter().flatten() {
+        match total.iter_mut().find(|(k, _)| *k == c) {
+            Some((_, m)) => *m += n,
+            None => total.push((c, n)),
+        }
+    }
+    total.sort_unstable();
+    eprintln!("{REQUESTS} bad requests in {took:?}: answers by status (0 = closed) {total:?}");
+    assert_eq!(total.iter().map(|(_, n)| n).sum::<usize>(), REQUESTS);
+
+    // Still serving and still recording, nothing dropped.
+    let (frames_after, dropped) = frames_and_drops(addr);
+    assert!(frames_after > frames_before, "recording stopped");
+    assert_eq!(dropped, 0, "frames dropped during the storm");
+    // No leak: connection threads and descriptors go back (the reaper
+    // closes what clients left idle within 15 s).
+    let settled = wait_until(Duration::from_secs(40), || {
+        proc_count(pid, "threads") <= threads_before + 2 && proc_count(pid, "fds") <= fds_before + 4
+    });
+    assert!(
+        settled,
+        "threads {} (before {threads_before}), descriptors {} (before {fds_before})",
+        proc_count(pid, "threads"),
+        proc_count(pid, "fds")
+    );
+    let st = status_json(addr);
+    assert_eq!(st["cameras"][0]["streams"][0]["state"], "streaming");
+}
