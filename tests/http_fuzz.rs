@@ -202,7 +202,8 @@ fn request(rng: &mut Rng) -> (Vec<u8>, bool) {
     match rng.below(25) {
         // Raw bytes instead of a request.
         0 => {
-            raw = rng.bytes(rng.below(2000));
+            let n = rng.below(2000);
+            raw = rng.bytes(n);
             may_close = true;
         }
         // Cut short anywhere.

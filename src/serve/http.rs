@@ -1010,9 +1010,8 @@ impl Worker {
                 None
             }
         };
-        let streams = self
-            .ctx
-            .statuses
+        let statuses = self.ctx.running.statuses();
+        let streams = statuses
             .iter()
             .map(|s| super::metrics::StreamMetrics {
                 camera: &s.camera,
