@@ -55,16 +55,17 @@ pub struct Edited {
 }
 
 /// Parses `text` for editing; it must be a valid config already.
-fn open(text: &str, base: &Path) -> Result<DocumentMut, EditError> {
-    parse_str(text, base).map_err(EditError::File)?;
-    text.parse::<DocumentMut>().map_err(|e| {
+fn open(text: &str, base: &Path) -> Result<(DocumentMut, Config), EditError> {
+    let config = parse_str(text, base).map_err(EditError::File)?;
+    let doc = text.parse::<DocumentMut>().map_err(|e| {
         EditError::File(ConfigError {
             file: None,
             line: None,
             key: String::new(),
             message: format!("invalid TOML: {}", e.message().trim()),
         })
-    })
+    })?;
+    Ok((doc, config))
 }
 
 /// The `[[camera]]` array, if the file has one.
@@ -120,7 +121,7 @@ pub fn add_camera(
     base: &Path,
     fields: &[(String, Value)],
 ) -> Result<Edited, EditError> {
-    let mut doc = open(text, base)?;
+    let (mut doc, _) = open(text, base)?;
     let name = fields
         .iter()
         .find(|(k, _)| k == "name")
@@ -172,8 +173,18 @@ pub fn change_camera(
     name: &str,
     patch: &[(String, Option<Value>)],
 ) -> Result<Edited, EditError> {
-    let mut doc = open(text, base)?;
+    let (mut doc, config) = open(text, base)?;
     let index = index_of(&mut doc, name).ok_or_else(|| EditError::NotFound(name.to_owned()))?;
+    // The values in force, defaults included: setting a key that is not
+    // written to the value it has anyway changes nothing, so writes
+    // nothing (what `GET` shows can be sent back without filling the
+    // file with defaults).
+    let effective = config
+        .cameras
+        .iter()
+        .find(|c| c.name == name)
+        .map(camera_fields)
+        .unwrap_or_default();
     let Some(table) = cameras_mut(&mut doc).and_then(|a| a.get_mut(index)) else {
         return Err(EditError::NotFound(name.to_owned()));
     };
@@ -190,7 +201,13 @@ pub fn change_camera(
             None => {
                 table.remove(k);
             }
-            Some(new) => set_keeping_decor(table, k, new.clone()),
+            Some(new) => {
+                let in_force = effective.iter().find(|(e, _)| e == k).map(|(_, v)| v);
+                if !table.contains_key(k) && in_force.is_some_and(|v| same_value(v, new)) {
+                    continue;
+                }
+                set_keeping_decor(table, k, new.clone());
+            }
         }
     }
     finish(&doc, text, base, Some(index))
@@ -222,7 +239,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
 
 /// Removes the camera named `name`.
 pub fn remove_camera(text: &str, base: &Path, name: &str) -> Result<Edited, EditError> {
-    let mut doc = open(text, base)?;
+    let (mut doc, _) = open(text, base)?;
     let index = index_of(&mut doc, name).ok_or_else(|| EditError::NotFound(name.to_owned()))?;
     let Some(arr) = cameras_mut(&mut doc) else {
         return Err(EditError::NotFound(name.to_owned()));

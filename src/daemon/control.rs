@@ -128,6 +128,12 @@ impl Control {
         &self.running
     }
 
+    /// Bytes of the arena no ring uses now (regions of removed streams
+    /// whose viewers have gone), which new streams take first.
+    pub fn arena_free_bytes(&self) -> usize {
+        self.lock().arena.free_bytes()
+    }
+
     /// Sets the config file that API changes go to and `SIGHUP` reads.
     pub fn set_config_file(&self, path: Option<PathBuf>) {
         self.lock().file = path;
