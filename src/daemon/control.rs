@@ -404,7 +404,10 @@ impl Control {
             let (ring, reused) = match ring_weight(&cam, kind) {
                 None => (None, false),
                 Some(_) => match kept.iter().position(|(k, _)| *k == kind) {
-                    Some(i) => (Some(kept.swap_remove(i).1), true),
+                    Some(i) => {
+                        log::info!("{}: keeps its ring", spec.session.label);
+                        (Some(kept.swap_remove(i).1), true)
+                    }
                     None => match new_ring(st, &cam, kind) {
                         Ok(r) => (Some(r), false),
                         Err(e) => {
