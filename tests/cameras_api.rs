@@ -469,11 +469,22 @@ fn cameras_added_changed_and_removed_while_recording() {
     // Deleting b frees its arena rings (nobody watches them); a camera
     // added then records through that room.
     assert_eq!(control.arena_free_bytes(), 0);
+    // A snapshot of b leaves a picture cache (and its producer) behind.
+    assert_eq!(get(addr, "/api/cameras/b/snapshot.jpg").status, 200);
     assert_eq!(request(addr, "DELETE", "/api/cameras/b", None).status, 204);
-    let freed = wait_for(t, "b's rings back in the arena", || {
-        let f = control.arena_free_bytes();
-        (f > 0).then_some(f)
-    });
+    assert_eq!(get(addr, "/api/cameras/b/snapshot.jpg").status, 404);
+    // The next picture request closes b's cache, which let its ring go.
+    let r = get(addr, "/api/cameras/a/snapshot.jpg");
+    assert!(r.status == 200 || r.status == 415, "{}", r.status);
+    // (Well before the producer's own idle end, 15 s.)
+    let freed = wait_for(
+        Duration::from_secs(5),
+        "b's rings back in the arena",
+        || {
+            let f = control.arena_free_bytes();
+            (f > 0).then_some(f)
+        },
+    );
     let d_url = cam.url("h264/d");
     let r = request(
         addr,

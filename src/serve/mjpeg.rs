@@ -28,7 +28,7 @@ use crate::media::{Codec, VideoParams};
 use crate::store::format::decode_params;
 use decode::{H264Decoder, MAX_PIXELS, QUALITY};
 use std::io::{self, Read};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// The multipart boundary; never occurs in a JPEG's part headers, and a
@@ -67,10 +67,12 @@ struct Hub {
     /// changed, removed).
     running: Running,
     interval: Duration,
-    /// A picture cache per stream asked for so far, made on first demand;
-    /// one whose stream restarted or went is closed (its producer and
-    /// viewers end) and forgotten on the next request.
-    streams: Mutex<Vec<Arc<Stream>>>,
+    /// The picture cache of each stream in use, made on first demand.
+    /// Held weakly: a cache lives as long as its producer, viewers or
+    /// waiting snapshots, so a stream that is removed leaves nothing here
+    /// that keeps its ring. One whose stream restarted or went is closed
+    /// (its producer and viewers end) on the next request.
+    streams: Mutex<Vec<Weak<Stream>>>,
 }
 
 struct Stream {
@@ -133,7 +135,7 @@ impl Failure {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        for s in self.lock_streams().iter() {
+        for s in self.lock_streams().iter().filter_map(Weak::upgrade) {
             s.close();
         }
     }
@@ -165,7 +167,7 @@ impl Hub {
         Some(reply)
     }
 
-    fn lock_streams(&self) -> MutexGuard<'_, Vec<Arc<Stream>>> {
+    fn lock_streams(&self) -> MutexGuard<'_, Vec<Weak<Stream>>> {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -173,7 +175,10 @@ impl Hub {
     /// runs with a ring.
     fn stream(&self, camera: &str, kind: StreamKind) -> Option<Arc<Stream>> {
         let mut streams = self.lock_streams();
-        streams.retain(|s| {
+        streams.retain(|w| {
+            let Some(s) = w.upgrade() else {
+                return false;
+            };
             let current = self.running.is_current(&s.src);
             if !current {
                 s.close();
@@ -183,9 +188,10 @@ impl Hub {
         let src = self.running.live(camera, kind)?;
         if let Some(s) = streams
             .iter()
+            .filter_map(Weak::upgrade)
             .find(|s| Arc::ptr_eq(&s.src.status, &src.status))
         {
-            return Some(s.clone());
+            return Some(s);
         }
         let s = Arc::new(Stream {
             src,
@@ -205,7 +211,7 @@ impl Hub {
             }),
             changed: Condvar::new(),
         });
-        streams.push(s.clone());
+        streams.push(Arc::downgrade(&s));
         Some(s)
     }
 
