@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
-use vigil::config;
+use vigil::config::{self, StreamKind};
 use vigil::daemon::recorder::Recorder;
 use vigil::serve::http::HttpServer;
 use vigil::store;
@@ -370,6 +370,7 @@ fn cameras_added_changed_and_removed_while_recording() {
     let before_a = stream_status(addr, "a", "main").unwrap();
     let before_b = stream_status(addr, "b", "main").unwrap();
     let before_c = stream_status(addr, "c", "main").unwrap();
+    let ring_c = rec.running.live("c", StreamKind::Main).unwrap().tap;
     let r = request(
         addr,
         "PUT",
@@ -382,6 +383,10 @@ fn cameras_added_changed_and_removed_while_recording() {
     // c's stream started again: a new status, counting from zero.
     let restarted = stream_status(addr, "c", "main").unwrap();
     assert!(restarted.0 < before_c.0, "{before_c:?} {restarted:?}");
+    // ... on the ring it had.
+    let now_c = rec.running.live("c", StreamKind::Main).unwrap().tap;
+    assert!(now_c.same_ring(&ring_c));
+    drop((now_c, ring_c));
     wait_for(t, "c streaming again", || {
         streaming(addr, "c", "main").then_some(())
     });

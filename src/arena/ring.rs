@@ -437,9 +437,7 @@ pub(super) fn place(cap: u32, head: u32, tail: u32, need: u32) -> Option<(u32, b
 /// Allocates the arena and makes the rings, of the given sizes (each a
 /// multiple of 8, at least the minimum), in order. The buffer comes back
 /// too, for rings made later from regions given back.
-pub(super) fn build(
-    sizes: &[usize],
-) -> Result<(Option<Arc<Buffer>>, Vec<(RingWriter, RingReader)>), ArenaError> {
+pub(super) fn build(sizes: &[usize]) -> Result<(Option<Arc<Buffer>>, Vec<Ends>), ArenaError> {
     let total: usize = sizes.iter().sum();
     if sizes.is_empty() {
         return Ok((None, Vec::new()));
@@ -466,6 +464,9 @@ pub(super) fn build(
     }
     Ok((Some(buf), out))
 }
+
+/// Both ends of one ring.
+pub(super) type Ends = (RingWriter, RingReader);
 
 /// A new ring of `size` bytes at `start` of `buf`, whose bytes no other
 /// ring uses (carved fresh, or a region given back).

@@ -268,7 +268,7 @@ pub fn hook(running: Running) -> RouteHook {
             Ok(k) => k,
             Err(r) => return Some(r),
         };
-        let Some(src) = running.live(&camera, kind) else {
+        let Some(src) = running.live(camera, kind) else {
             return Some(Reply::error(
                 404,
                 &format!(

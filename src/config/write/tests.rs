@@ -97,7 +97,8 @@ fn add_to_a_file_without_cameras_or_final_newline() {
 fn add_refuses_duplicates_and_names_bad_fields() {
     let dup = add_camera(FILE, base(), &[s("name", "front"), s("url", "rtsp://h/")]);
     assert_eq!(dup.unwrap_err(), EditError::Exists("front".into()));
-    let cases: &[(&[(String, Value)], &str, &str)] = &[
+    type Case<'a> = (&'a [(String, Value)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (&[s("name", "x"), s("url", "http://h/")], "url", "rtsp://"),
         (&[s("name", "X Y"), s("url", "rtsp://h/")], "name", "a-z"),
         (&[s("url", "rtsp://h/")], "name", "missing"),
