@@ -25,6 +25,8 @@ commands:
   config check                         validate the config, print effective values
   camera [--listen ADDR] [--auth basic|digest --user U --password P]
          [--bitrate-kbps N]            serve the built-in simulated camera over RTSP
+  user add|del|passwd|role|list [NAME] [--role admin|viewer]
+                                       manage the users of the web page and API
   help [command]                       this text
 
 global options:
@@ -34,7 +36,6 @@ global options:
   -V, --version       print the version
 
 Times T: RFC 3339 (2026-11-21T10:00:00Z), local (2026-11-21T10:00:00) or Unix seconds.
-Still to come (see README): user.
 ";
 
 const DEMO_HELP: &str = "\
@@ -118,6 +119,34 @@ H.265 frames with filler data up to N kbit/s, for load tests. Runs until
 SIGINT/SIGTERM.
 ";
 
+const USER_HELP: &str = "\
+usage: vigil [-c CONFIG] user add NAME [--role admin|viewer]
+       vigil [-c CONFIG] user passwd NAME
+       vigil [-c CONFIG] user role NAME --role admin|viewer
+       vigil [-c CONFIG] user del NAME
+       vigil [-c CONFIG] user list
+
+Manages who may use the web page and the HTTP API ([http] auth = true).
+Admins may change everything; viewers may only watch and download.
+`add` without --role makes an admin when there is none yet, else a
+viewer. The password is never taken from the command line: on a terminal
+it is asked twice without echo; otherwise the first line of stdin is the
+password (at least 8 characters). NAME: 1 to 32 of a-z 0-9 . _ -,
+starting with a letter or digit. Works while `vigil run` runs; `passwd`
+and `del` end the user's sessions. The last admin cannot be deleted or
+made a viewer. Needs the storage database (`vigil init` makes it).
+";
+
+/// What `vigil user` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserAction {
+    Add,
+    Del,
+    Passwd,
+    Role,
+    List,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Help(Option<String>),
@@ -161,6 +190,13 @@ pub enum Command {
         listen: String,
         auth: Option<CameraAuth>,
         bitrate_kbps: Option<u32>,
+    },
+    User {
+        action: UserAction,
+        /// Empty for `list`.
+        name: String,
+        /// `admin` or `viewer`, when given.
+        role: Option<String>,
     },
 }
 
@@ -207,6 +243,7 @@ pub fn help(command: Option<&str>) -> &'static str {
         Some("list") => LIST_HELP,
         Some("check") => CHECK_HELP,
         Some("export") => EXPORT_HELP,
+        Some("user") => USER_HELP,
         _ => USAGE,
     }
 }
@@ -508,8 +545,54 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
                 bitrate_kbps,
             })
         }
+        "user" => user_command(rest),
         other => Err(UsageError(format!("unknown command {other:?}"))),
     }
+}
+
+/// `vigil user ACTION [NAME] [--role R]`.
+fn user_command(rest: &[String]) -> Result<Command, UsageError> {
+    let usage = || {
+        UsageError("usage: vigil user add|del|passwd|role|list [NAME] [--role admin|viewer]".into())
+    };
+    let action = match rest.first().map(String::as_str) {
+        Some("add") => UserAction::Add,
+        Some("del" | "delete") => UserAction::Del,
+        Some("passwd") => UserAction::Passwd,
+        Some("role") => UserAction::Role,
+        Some("list") => UserAction::List,
+        _ => return Err(usage()),
+    };
+    let after = rest.get(1..).unwrap_or(&[]);
+    let (name, opts) = match (action, after.first()) {
+        (UserAction::List, _) => (String::new(), after),
+        (_, Some(n)) if !n.starts_with('-') => (n.clone(), after.get(1..).unwrap_or(&[])),
+        _ => {
+            return Err(UsageError(format!(
+                "'vigil user {}' needs a user NAME",
+                rest.first().map_or("", String::as_str)
+            )))
+        }
+    };
+    let known: &[&str] = match action {
+        UserAction::Add | UserAction::Role => &["--role"],
+        _ => &[],
+    };
+    let o = Options::new("user", opts, known)?;
+    let role = o.get("--role").map(str::to_owned);
+    if let Some(r) = &role {
+        if r != "admin" && r != "viewer" {
+            return Err(UsageError(format!(
+                "--role takes admin or viewer, got {r:?}"
+            )));
+        }
+    }
+    if action == UserAction::Role && role.is_none() {
+        return Err(UsageError(
+            "'vigil user role' needs --role admin|viewer".into(),
+        ));
+    }
+    Ok(Command::User { action, name, role })
 }
 
 #[cfg(test)]
@@ -608,6 +691,50 @@ mod tests {
         assert!(p("export --camera a --start 1 --end 2 -o x.avi").is_err());
         assert!(p("export --camera a --start 1 --end 2 -o -").is_err());
         assert!(p("export --camera a --start 1 -o x.mp4").is_err());
+    }
+
+    #[test]
+    fn user_commands() {
+        assert_eq!(
+            p("user add alice --role viewer").unwrap().command,
+            Command::User {
+                action: UserAction::Add,
+                name: "alice".into(),
+                role: Some("viewer".into())
+            }
+        );
+        assert_eq!(
+            p("user list").unwrap().command,
+            Command::User {
+                action: UserAction::List,
+                name: String::new(),
+                role: None
+            }
+        );
+        assert!(matches!(
+            p("user passwd bob").unwrap().command,
+            Command::User {
+                action: UserAction::Passwd,
+                ..
+            }
+        ));
+        assert!(matches!(
+            p("user role bob --role admin").unwrap().command,
+            Command::User {
+                action: UserAction::Role,
+                ..
+            }
+        ));
+        assert!(p("user").is_err());
+        assert!(p("user add").is_err());
+        assert!(p("user add --role admin").is_err());
+        assert!(p("user add a --role root").is_err());
+        assert!(p("user role a").is_err());
+        // A password is never an argument.
+        assert!(p("user add a --password x").is_err());
+        assert!(p("user passwd a hunter22").is_err());
+        assert!(p("user passwd a --role admin").is_err());
+        assert_eq!(help(Some("user")), USER_HELP);
     }
 
     #[test]

@@ -36,16 +36,6 @@ pub fn run(config_path: &Path, seconds: Option<u32>) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if cfg.http.auth {
-        // SPEC.md makes `auth = true` the default; serving the API without
-        // it would expose every camera, so refuse rather than ignore it.
-        eprintln!(
-            "vigil: {}: [http] auth = true (the default), but HTTP authentication is not \
-             available yet; set `auth = false` in [http] to serve without it (trusted networks only)",
-            config_path.display()
-        );
-        return USAGE;
-    }
     if cfg.cameras.is_empty() {
         log::warn!("{}: no [[camera]] configured", config_path.display());
     }
@@ -70,6 +60,8 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>) -> u8 
             "http: authentication is off ([http] auth = false): anyone who can reach {} can watch",
             cfg.http.listen
         );
+    } else {
+        warn_without_admin(cfg);
     }
     let control = recorder.control();
     control.set_config_file(config_path.map(Path::to_owned));
@@ -108,6 +100,19 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>) -> u8 
             stats.last_error.unwrap_or_default()
         )),
         None => FAILED,
+    }
+}
+
+/// With `http.auth` on and no admin, nobody could use the page or the
+/// API: say how to make one (it works while `vigil run` runs).
+fn warn_without_admin(cfg: &Config) {
+    match crate::auth::Auth::new(cfg.storage.db.clone()).counts() {
+        Ok((_, 0)) => log::warn!(
+            "http: authentication is on but there is no admin user yet, so nobody can log in \
+             to manage anything: create one with `vigil user add NAME --role admin`"
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("http: cannot read the users: {e}"),
     }
 }
 
@@ -431,5 +436,123 @@ pub fn check(config_path: &Path, level: CheckLevel, repair: bool, rebuild_index:
             }
         }
         Err(e) => fail(e),
+    }
+}
+
+/// `vigil user ...`: manages the users in the storage database, directly
+/// (no storage lock: it works while `vigil run` runs, whose server reads
+/// the same rows).
+pub fn user(
+    config_path: &Path,
+    action: crate::cli::UserAction,
+    name: &str,
+    role: Option<&str>,
+) -> u8 {
+    use crate::auth::{self, password, prompt};
+    use crate::cli::UserAction;
+    use crate::store::db::users::UserError;
+    let cfg = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if action != UserAction::List {
+        if let Err(why) = auth::check_name(name) {
+            eprintln!("vigil: user name {name:?}: {why}");
+            return USAGE;
+        }
+    }
+    let db_path = &cfg.storage.db;
+    if !db_path.exists() {
+        return fail(format!(
+            "{} does not exist yet: run `vigil init` (or start `vigil run` once) first",
+            db_path.display()
+        ));
+    }
+    let mut db = match Db::open(db_path) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("{}: {e}", db_path.display())),
+    };
+    let user_fail = |e: UserError| match e {
+        UserError::Db(e) => fail(format!("{}: {e}", db_path.display())),
+        e => fail(e),
+    };
+    let new_password = |name: &str| -> Result<String, u8> {
+        let pw = prompt::read_new_password(&format!("New password for {name}")).map_err(fail)?;
+        password::check_new(&pw).map_err(|why| fail(format!("password: {why}")))?;
+        password::hash(&pw).map_err(fail)
+    };
+    let now = auth::now_s();
+    match action {
+        UserAction::List => match db.users() {
+            Ok(users) => {
+                for u in users {
+                    println!("{}\t{}", u.name, u.role);
+                }
+                OK
+            }
+            Err(e) => fail(format!("{}: {e}", db_path.display())),
+        },
+        UserAction::Add => {
+            // Fail early, before asking for a password.
+            match db.user(name) {
+                Ok(Some(_)) => return user_fail(UserError::Exists(name.to_owned())),
+                Ok(None) => {}
+                Err(e) => return user_fail(UserError::Db(e)),
+            }
+            let role = match role {
+                Some(r) => r.to_owned(),
+                None => match db.count_users(Some("admin")) {
+                    Ok(0) => "admin".to_owned(),
+                    Ok(_) => "viewer".to_owned(),
+                    Err(e) => return user_fail(UserError::Db(e)),
+                },
+            };
+            let phc = match new_password(name) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            match db.add_user(name, &role, &phc, now) {
+                Ok(()) => {
+                    println!("added user {name} ({role})");
+                    OK
+                }
+                Err(e) => user_fail(e),
+            }
+        }
+        UserAction::Passwd => {
+            match db.user(name) {
+                Ok(Some(_)) => {}
+                Ok(None) => return user_fail(UserError::NotFound(name.to_owned())),
+                Err(e) => return user_fail(UserError::Db(e)),
+            }
+            let phc = match new_password(name) {
+                Ok(p) => p,
+                Err(code) => return code,
+            };
+            match db.set_user_password(name, &phc, now, None) {
+                Ok(()) => {
+                    println!("changed the password of {name}; their sessions have ended");
+                    OK
+                }
+                Err(e) => user_fail(e),
+            }
+        }
+        UserAction::Role => {
+            let role = role.unwrap_or("viewer");
+            match db.set_user_role(name, role, now) {
+                Ok(()) => {
+                    println!("{name} is now {role}");
+                    OK
+                }
+                Err(e) => user_fail(e),
+            }
+        }
+        UserAction::Del => match db.delete_user(name) {
+            Ok(()) => {
+                println!("deleted user {name} and their sessions");
+                OK
+            }
+            Err(e) => user_fail(e),
+        },
     }
 }

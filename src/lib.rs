@@ -13,6 +13,7 @@
 //! `vigil demo`, the tests and the benchmarks.
 
 pub mod arena;
+pub mod auth;
 pub mod camera;
 pub mod cli;
 pub mod commands;

@@ -76,6 +76,9 @@ fn main() -> ExitCode {
             auth,
             bitrate_kbps,
         } => serve_camera(&listen, auth, bitrate_kbps),
+        Command::User { action, name, role } => {
+            commands::user(&config_path, action, &name, role.as_deref())
+        }
     };
     ExitCode::from(code)
 }

@@ -877,7 +877,7 @@ impl Worker {
                 headers: Vec::new(),
                 body: Body::Bytes(INDEX_HTML.as_bytes().to_vec()),
             },
-            ["api", "status"] => self.status(),
+            ["api", "status"] => self.status(req.identity.as_ref()),
             ["metrics"] => self.metrics(),
             ["api", "cameras", name, "recordings"] => self.recordings(name, &req),
             ["api", "cameras", name, what] if is_long_route(what) => {
@@ -930,7 +930,9 @@ impl Worker {
             .is_ok_and(|s| s.iter().any(|s| s.camera == name))
     }
 
-    fn status(&mut self) -> Reply {
+    /// `user`: who asked (`"user"` in the answer, for the page after a
+    /// reload), with `"auth"` saying whether anyone has to log in.
+    fn status(&mut self, user: Option<&Identity>) -> Reply {
         let st = &self.ctx.storage;
         let total = u64::from(st.pool_size_mb) * u64::from(st.pools) * 1024 * 1024;
         let mut storage = json!({
@@ -994,6 +996,8 @@ impl Worker {
                     "arena_bytes": self.ctx.arena_bytes,
                 },
                 "cameras": cameras,
+                "auth": self.ctx.auth.is_some(),
+                "user": user.map(|u| json!({ "name": u.user, "role": u.role.name() })),
             }),
         )
     }

@@ -4,9 +4,10 @@
 //! its own module: `view` (.mp4 of a range), `ts` (MPEG-TS), `hls`
 //! (playlists and fMP4 segments), `live` (live fMP4), `mjpeg` (MJPEG and
 //! snapshots); `api_cameras` changes the cameras. `route` holds what they
-//! share.
+//! share. `api_users` is login, logout and user management.
 
 pub mod api_cameras;
+pub mod api_users;
 pub mod export;
 pub mod fmp4;
 pub mod hls;
@@ -23,7 +24,8 @@ pub mod view;
 
 use crate::config::Config;
 use crate::daemon::recorder::Recorder;
-use http::{RouteHook, ServeContext};
+use http::{Authenticator, RouteHook, ServeContext};
+use std::sync::Arc;
 
 /// Every route of `serve` beyond `http`'s own, in the order they are tried.
 pub fn hooks(cfg: &Config, rec: &Recorder) -> Vec<RouteHook> {
@@ -41,15 +43,21 @@ pub fn hooks(cfg: &Config, rec: &Recorder) -> Vec<RouteHook> {
 }
 
 /// What the HTTP server needs to serve `rec`, recording under `cfg`.
+/// The users' routes come first; with `http.auth` on, the same users
+/// authenticate every request.
 pub fn context(cfg: &Config, rec: &Recorder) -> ServeContext {
+    let users = Arc::new(crate::auth::Auth::new(cfg.storage.db.clone()));
+    let mut route_hooks = vec![api_users::hook(users.clone(), cfg.http.auth)];
+    route_hooks.extend(hooks(cfg, rec));
+    let auth: Option<Arc<dyn Authenticator>> = if cfg.http.auth { Some(users) } else { None };
     ServeContext {
         running: rec.running.clone(),
         db_path: cfg.storage.db.clone(),
         storage: cfg.storage.clone(),
         started: std::time::Instant::now(),
         arena_bytes: u64::from(cfg.memory.arena_mb) * 1024 * 1024,
-        route_hooks: hooks(cfg, rec),
-        auth: None,
+        route_hooks,
+        auth,
         counters: Default::default(),
     }
 }

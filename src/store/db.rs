@@ -39,7 +39,7 @@ pub const RECORDING_GAP: u32 = 2;
 pub const RECORDING_DISCONTINUITY: u32 = 4;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The largest pool count the index accepts (as the config's limit); a
 /// larger pool index read back is corruption.
@@ -62,7 +62,7 @@ const JOURNAL_SIZE_LIMIT: i64 = 8 << 20;
 type Migration = fn(&Transaction<'_>) -> Result<(), DbError>;
 
 /// Every migration in order; `MIGRATIONS.len()` is `SCHEMA_VERSION`.
-const MIGRATIONS: &[Migration] = &[migrate_0_to_1];
+const MIGRATIONS: &[Migration] = &[migrate_0_to_1, migrate_1_to_2];
 
 /// Schema version 1, as docs/storage.md lists it.
 fn migrate_0_to_1(tx: &Transaction<'_>) -> Result<(), DbError> {
@@ -133,6 +133,32 @@ fn migrate_0_to_1(tx: &Transaction<'_>) -> Result<(), DbError> {
           "offset" integer not null,
           generation integer not null
         );
+        "#,
+    )?;
+    Ok(())
+}
+
+/// Schema version 2: users of the HTTP API and their login sessions
+/// (`users` has the queries). A session is stored by the BLAKE2b-256 hash
+/// of its token, so a copy of the database opens no live session; it goes
+/// with its user (deleted, or password changed).
+fn migrate_1_to_2(tx: &Transaction<'_>) -> Result<(), DbError> {
+    tx.execute_batch(
+        r#"
+        create table users (
+          name text primary key,
+          role text not null check (role in ('admin', 'viewer')),
+          password text not null,
+          created_s integer not null,
+          changed_s integer not null
+        );
+        create table sessions (
+          token_hash blob primary key check (length(token_hash) = 32),
+          user text not null references users (name) on delete cascade,
+          created_s integer not null,
+          expires_s integer not null
+        );
+        create index sessions_user on sessions (user);
         "#,
     )?;
     Ok(())
@@ -1130,6 +1156,8 @@ fn check_record(r: &RecordRow) -> Result<(), DbError> {
     store_u64(r.generation, "record.generation")?;
     Ok(())
 }
+
+pub mod users;
 
 #[cfg(test)]
 mod tests;

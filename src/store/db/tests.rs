@@ -158,9 +158,9 @@ fn create_open_reopen() {
     assert_eq!(Db::open(t.path()).unwrap().uuid(), UUID);
 }
 
-/// Migration 1 -> 2 for the test: a second run would fail (the table
+/// One more migration for the test: a second run would fail (the table
 /// exists), and it counts itself.
-fn test_migrate_1_to_2(tx: &Transaction<'_>) -> Result<(), DbError> {
+fn test_migrate_next(tx: &Transaction<'_>) -> Result<(), DbError> {
     tx.execute_batch("create table extra (x integer); insert into extra values (1);")?;
     Ok(())
 }
@@ -169,9 +169,11 @@ fn test_migrate_1_to_2(tx: &Transaction<'_>) -> Result<(), DbError> {
 fn migrations_run_once_and_newer_is_refused() {
     let t = TempDb::new("migrate");
     Db::create(t.path(), &UUID).unwrap();
-    let two: &[Migration] = &[migrate_0_to_1, test_migrate_1_to_2];
+    let mut more: Vec<Migration> = MIGRATIONS.to_vec();
+    more.push(test_migrate_next);
+    let next = i64::from(SCHEMA_VERSION) + 1;
     for _ in 0..3 {
-        let db = Db::open_with(t.path(), two).unwrap();
+        let db = Db::open_with(t.path(), &more).unwrap();
         assert_eq!(db.uuid(), UUID);
         let n: i64 = db
             .conn
@@ -182,9 +184,9 @@ fn migrations_run_once_and_newer_is_refused() {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v, next);
     }
-    // This build knows version 1 only.
+    // This build does not know the last one.
     for e in [
         Db::open(t.path()).err().unwrap(),
         Db::open_read_only(t.path()).err().unwrap(),
@@ -193,10 +195,10 @@ fn migrations_run_once_and_newer_is_refused() {
             matches!(
                 e,
                 DbError::TooNew {
-                    found: 2,
-                    known: 1,
+                    found,
+                    known: SCHEMA_VERSION,
                     ..
-                }
+                } if found == next
             ),
             "{e}"
         );
@@ -688,4 +690,161 @@ fn commit_of_32_growing_recordings_is_cheap() {
     assert_eq!(all.len(), 32);
     assert!(all.iter().all(|r| r.frames == 1500));
     assert_eq!(f.db.records(32).unwrap().len(), 5);
+}
+
+/// Schema version 1 as it was, to test the upgrade: an index made by the
+/// first release.
+#[test]
+fn version_1_index_gains_users_on_open() {
+    let t = TempDb::new("upgrade");
+    {
+        let conn = raw(t.path());
+        conn.pragma_update(None, "page_size", 1024).unwrap();
+        let mut conn = conn;
+        let tx = conn.transaction().unwrap();
+        migrate_0_to_1(&tx).unwrap();
+        tx.execute(
+            "insert into meta (id, uuid, created_90k) values (1, ?1, 0)",
+            [&UUID[..]],
+        )
+        .unwrap();
+        tx.execute(
+            "insert into stream (camera, kind) values ('front', 'main')",
+            [],
+        )
+        .unwrap();
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        tx.pragma_update(None, "user_version", 1).unwrap();
+        tx.commit().unwrap();
+    }
+    // Read-only cannot upgrade, and says how.
+    let e = Db::open_read_only(t.path()).err().unwrap();
+    assert!(matches!(e, DbError::NeedsUpgrade { found: 1, .. }), "{e}");
+    let mut db = Db::open(t.path()).unwrap();
+    assert_eq!(db.streams().unwrap().len(), 1);
+    assert_eq!(db.count_users(None).unwrap(), 0);
+    db.add_user("admin", "admin", "$argon2id$x", 1).unwrap();
+    drop(db);
+    let db = Db::open_read_only(t.path()).unwrap();
+    assert_eq!(db.users().unwrap().len(), 1);
+}
+
+#[test]
+fn users_add_change_delete_and_the_last_admin() {
+    use super::users::UserError;
+    let t = TempDb::new("users");
+    let mut db = Db::create(t.path(), &UUID).unwrap();
+    db.add_user("root", "admin", "phc-root", 10).unwrap();
+    db.add_user("bob", "viewer", "phc-bob", 11).unwrap();
+    assert!(matches!(
+        db.add_user("bob", "admin", "x", 12),
+        Err(UserError::Exists(_))
+    ));
+    // The schema refuses roles that are not ours.
+    assert!(matches!(
+        db.add_user("eve", "root", "x", 12),
+        Err(UserError::Db(_))
+    ));
+    let names: Vec<String> = db.users().unwrap().into_iter().map(|u| u.name).collect();
+    assert_eq!(names, ["bob", "root"]);
+    assert_eq!(db.count_users(Some("admin")).unwrap(), 1);
+    let root = db.user("root").unwrap().unwrap();
+    assert_eq!(root.password, "phc-root");
+    // Debug output never shows the hash.
+    assert!(!format!("{root:?}").contains("phc-root"));
+
+    // The last admin stays.
+    assert!(matches!(
+        db.delete_user("root"),
+        Err(UserError::LastAdmin(_))
+    ));
+    assert!(matches!(
+        db.set_user_role("root", "viewer", 13),
+        Err(UserError::LastAdmin(_))
+    ));
+    assert_eq!(db.user("root").unwrap().unwrap().role, "admin");
+    db.set_user_role("bob", "admin", 14).unwrap();
+    db.set_user_role("root", "viewer", 15).unwrap();
+    assert!(matches!(
+        db.set_user_role("bob", "viewer", 16),
+        Err(UserError::LastAdmin(_))
+    ));
+    db.delete_user("root").unwrap();
+    assert!(matches!(
+        db.delete_user("root"),
+        Err(UserError::NotFound(_))
+    ));
+    assert!(matches!(
+        db.set_user_password("root", "x", 17, None),
+        Err(UserError::NotFound(_))
+    ));
+    db.set_user_password("bob", "phc-bob-2", 18, None).unwrap();
+    assert_eq!(db.user("bob").unwrap().unwrap().password, "phc-bob-2");
+}
+
+#[test]
+fn sessions_expire_and_go_with_their_user_or_password() {
+    use super::users::UserError;
+    let t = TempDb::new("sessions");
+    let mut db = Db::create(t.path(), &UUID).unwrap();
+    db.add_user("root", "admin", "p", 0).unwrap();
+    db.add_user("bob", "viewer", "p", 0).unwrap();
+    let h = |n: u8| [n; 32];
+    db.add_session(&h(1), "bob", 100, 200, 16).unwrap();
+    db.add_session(&h(2), "bob", 100, 200, 16).unwrap();
+    db.add_session(&h(3), "root", 100, 200, 16).unwrap();
+    assert!(matches!(
+        db.add_session(&h(4), "nobody", 100, 200, 16),
+        Err(UserError::NotFound(_))
+    ));
+    assert_eq!(
+        db.session_user(&h(1), 150).unwrap(),
+        Some(("bob".to_owned(), "viewer".to_owned()))
+    );
+    // Expired.
+    assert_eq!(db.session_user(&h(1), 200).unwrap(), None);
+    assert_eq!(db.session_user(&h(9), 150).unwrap(), None);
+    // A role change shows at once.
+    db.set_user_role("bob", "admin", 150).unwrap();
+    assert_eq!(db.session_user(&h(2), 150).unwrap().unwrap().1, "admin");
+    // A password change ends the user's sessions but the one kept.
+    db.set_user_password("bob", "q", 150, Some(&h(2))).unwrap();
+    assert_eq!(db.session_user(&h(1), 150).unwrap(), None);
+    assert!(db.session_user(&h(2), 150).unwrap().is_some());
+    db.set_user_password("bob", "r", 150, None).unwrap();
+    assert_eq!(db.session_user(&h(2), 150).unwrap(), None);
+    // Logout.
+    assert!(db.delete_session(&h(3)).unwrap());
+    assert!(!db.delete_session(&h(3)).unwrap());
+    // Deleting the user ends their sessions.
+    db.add_session(&h(5), "bob", 160, 260, 16).unwrap();
+    db.delete_user("bob").unwrap();
+    assert_eq!(db.count_sessions("bob").unwrap(), 0);
+    // At most N per user: the oldest go; expired ones are purged.
+    for n in 0..20u8 {
+        db.add_session(&h(100 + n), "root", 300 + i64::from(n), 1000, 4)
+            .unwrap();
+    }
+    assert_eq!(db.count_sessions("root").unwrap(), 4);
+    assert!(db.session_user(&h(119), 400).unwrap().is_some());
+    assert!(db.session_user(&h(115), 400).unwrap().is_none());
+    db.add_session(&h(200), "root", 2000, 3000, 4).unwrap();
+    assert_eq!(db.count_sessions("root").unwrap(), 1);
+}
+
+/// `vigil user` changes users while the server's connection and a
+/// reader hold the database open (WAL).
+#[test]
+fn users_change_alongside_other_connections() {
+    let t = TempDb::new("users-concurrent");
+    let mut writer = Db::create(t.path(), &UUID).unwrap();
+    let reader = Db::open_read_only(t.path()).unwrap();
+    let mut cli = Db::open(t.path()).unwrap();
+    cli.add_user("root", "admin", "p", 0).unwrap();
+    writer.begin_open("test", 1).unwrap();
+    assert_eq!(reader.users().unwrap().len(), 1);
+    writer.add_session(&[7; 32], "root", 0, 10, 4).unwrap();
+    cli.delete_user("root").err().unwrap();
+    assert_eq!(reader.count_sessions("root").unwrap(), 1);
 }
