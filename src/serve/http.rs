@@ -14,7 +14,7 @@
 //! crate until it grows those knobs.
 
 use crate::config::{Storage, StreamKind};
-use crate::daemon::StreamStatus;
+use crate::daemon::Running;
 use crate::store::db::{self, Db, SampleEntry};
 use crate::time::{format_90k, parse_90k};
 use serde_json::{json, Value};
@@ -71,7 +71,8 @@ pub type RouteHook = Arc<dyn Fn(&mut Req<'_>) -> Option<Reply> + Send + Sync>;
 
 /// What the handlers need from the rest of the process.
 pub struct ServeContext {
-    pub statuses: Vec<Arc<StreamStatus>>,
+    /// The cameras and streams running now (they change while serving).
+    pub running: Running,
     pub db_path: PathBuf,
     pub storage: Storage,
     pub started: Instant,
@@ -914,7 +915,7 @@ impl Worker {
     }
 
     fn known_camera(&mut self, name: &str) -> bool {
-        if self.ctx.statuses.iter().any(|s| s.camera == name) {
+        if self.ctx.running.has_camera(name) {
             return true;
         }
         // A camera removed from the config keeps its recordings until the
@@ -953,7 +954,7 @@ impl Worker {
             }
         }
         let mut cameras: Vec<(String, Vec<Value>)> = Vec::new();
-        for s in &self.ctx.statuses {
+        for s in &self.ctx.running.statuses() {
             let n = s.snapshot();
             let v = json!({
                 "stream": s.kind.name(),
@@ -1008,9 +1009,8 @@ impl Worker {
                 None
             }
         };
-        let streams = self
-            .ctx
-            .statuses
+        let statuses = self.ctx.running.statuses();
+        let streams = statuses
             .iter()
             .map(|s| super::metrics::StreamMetrics {
                 camera: &s.camera,
