@@ -54,7 +54,7 @@ fn main() {
     )
     .unwrap();
     let ctx = Arc::new(ServeContext {
-        statuses: Vec::new(),
+        running: Default::default(),
         db_path: cfg.storage.db.clone(),
         storage: cfg.storage.clone(),
         started: Instant::now(),

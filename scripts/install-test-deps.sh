@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian 12 packages Vigil's real-peer tests need: ffmpeg
-# (ffprobe) and GStreamer with its RTSP server and Python bindings, which
-# tests/gst/rtsp_server.py uses as a camera.
+# (ffprobe), GStreamer with its RTSP server and Python bindings, which
+# tests/gst/rtsp_server.py uses as a camera, and Chromium with its
+# WebDriver server, which tests/browser.rs drives to test the page.
 #
 # Idempotent: installs only the packages that are missing, and runs
 # `apt-get update` at most once, only when something is missing. Needs root
@@ -17,7 +18,9 @@ gstreamer1.0-plugins-ugly
 gstreamer1.0-libav
 gir1.2-gst-rtsp-server-1.0
 gir1.2-gstreamer-1.0
-python3-gi"
+python3-gi
+chromium
+chromium-driver"
 
 # The server must run under Debian's Python: a python3 earlier on PATH
 # (pyenv, venv) cannot import the python3-gi package.
@@ -79,6 +82,13 @@ for e in videotestsrc x264enc x265enc jpegenc rtph264pay rtph265pay rtpjpegpay; 
         say "GStreamer element $e: present"
     else
         say "GStreamer element $e: absent (tests needing it will report it)"
+    fi
+done
+for b in chromium chromedriver; do
+    if command -v "$b" >/dev/null 2>&1; then
+        say "$b: $("$b" --version 2>/dev/null | head -n 1)"
+    else
+        say "$b: not on PATH (tests/browser.rs will report it)"
     fi
 done
 say "done"

@@ -39,10 +39,13 @@ pub fn run(config_path: &Path, seconds: Option<u32>) -> u8 {
     if cfg.cameras.is_empty() {
         log::warn!("{}: no [[camera]] configured", config_path.display());
     }
-    record(&cfg, seconds)
+    record(&cfg, Some(config_path), seconds)
 }
 
-fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
+/// Records `cfg` and serves it until a signal (or `seconds`). Camera
+/// changes through the API are written to `config_path`, and `SIGHUP`
+/// reads it again; without one (`vigil demo`) changes last until exit.
+fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>) -> u8 {
     crate::signals::install();
     let storage = match store::open::open_for_writing(&cfg.storage) {
         Ok(s) => s,
@@ -60,6 +63,8 @@ fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
     } else {
         warn_without_admin(cfg);
     }
+    let control = recorder.control();
+    control.set_config_file(config_path.map(Path::to_owned));
     let ctx = Arc::new(crate::serve::context(cfg, &recorder));
     let http = match HttpServer::start(cfg.http.listen, ctx, cfg.http.max_clients) {
         Ok(h) => h,
@@ -74,10 +79,12 @@ fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
     let limit = seconds.map(|s| Duration::from_secs(u64::from(s)));
     while !crate::signals::stop_requested() && limit.is_none_or(|l| start.elapsed() < l) {
         if crate::signals::take_reload() {
-            log::warn!("SIGHUP: config reload is not implemented yet; keeping the running config");
+            log::info!("SIGHUP: reloading the config");
+            // Logs what it did, or why the file was refused.
+            let _ = control.reload();
         }
         if last_summary.elapsed() >= Duration::from_secs(10) {
-            daemon::log_summary(&recorder.streams.statuses);
+            daemon::log_summary(&recorder.running.statuses());
             last_summary = Instant::now();
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -85,7 +92,7 @@ fn record(cfg: &Config, seconds: Option<u32>) -> u8 {
     log::info!("stopping");
     // Viewers first, so that nothing reads what the writer is finalising.
     http.stop();
-    daemon::log_summary(&recorder.streams.statuses);
+    daemon::log_summary(&recorder.running.statuses());
     match recorder.shutdown(Duration::from_secs(5)) {
         Some(stats) if stats.last_error.is_none() => OK,
         Some(stats) => fail(format!(
@@ -136,7 +143,7 @@ pub fn demo(data: &Path, listen: &str, seconds: Option<u32>) -> u8 {
         }
     };
     cfg.http.listen = listen;
-    let code = record(&cfg, seconds);
+    let code = record(&cfg, None, seconds);
     server.stop();
     code
 }

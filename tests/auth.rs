@@ -146,7 +146,7 @@ fn setup(name: &str, auth_on: bool) -> Setup {
         ))
     });
     let ctx = Arc::new(ServeContext {
-        statuses: Vec::new(),
+        running: Default::default(),
         db_path: db_path.clone(),
         storage: cfg.storage.clone(),
         started: Instant::now(),

@@ -171,7 +171,7 @@ fn route_and_cli() {
     let storage = store::open::open_for_writing(&cfg.storage).unwrap();
     let rec = Recorder::start(&cfg, storage).unwrap();
     let ctx = Arc::new(ServeContext {
-        statuses: rec.streams.statuses.clone(),
+        running: rec.running.clone(),
         db_path: cfg.storage.db.clone(),
         storage: cfg.storage.clone(),
         started: Instant::now(),

@@ -63,7 +63,7 @@ fn failing_writes_show_drop_whole_gops_and_recording_resumes() {
     let cfg = config::parse_str(&text, &dir).unwrap();
     let storage = store::open::open_for_writing(&cfg.storage).unwrap();
     let rec = Recorder::start(&cfg, storage).unwrap();
-    let status = rec.streams.statuses[0].clone();
+    let status = rec.running.statuses()[0].clone();
     wait("frames", Duration::from_secs(10), || {
         status.snapshot().frames > 50
     });

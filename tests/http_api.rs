@@ -127,7 +127,7 @@ fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) ->
 
 fn context(cfg: &Config, rec: &Recorder, hook: Option<RouteHook>) -> Arc<ServeContext> {
     Arc::new(ServeContext {
-        statuses: rec.streams.statuses.clone(),
+        running: rec.running.clone(),
         db_path: cfg.storage.db.clone(),
         storage: cfg.storage.clone(),
         started: Instant::now(),
@@ -414,10 +414,9 @@ fn long_answers_are_limited_by_max_clients() {
         })
     });
     let ctx = Arc::new(ServeContext {
-        statuses: vec![Arc::new(vigil::daemon::StreamStatus::new(
-            "a",
-            vigil::config::StreamKind::Main,
-        ))],
+        running: vigil::daemon::Running::from_statuses(vec![Arc::new(
+            vigil::daemon::StreamStatus::new("a", vigil::config::StreamKind::Main),
+        )]),
         db_path: dir.join("missing.db"),
         storage: cfg.storage.clone(),
         started: Instant::now(),
@@ -586,7 +585,7 @@ fn idle_and_unfinished_connections_are_closed() {
     let dir = temp_dir("http-idle");
     let cfg = config::parse_str("[storage]\npath = \"data\"\n", &dir).unwrap();
     let ctx = Arc::new(ServeContext {
-        statuses: Vec::new(),
+        running: Default::default(),
         db_path: dir.join("missing.db"),
         storage: cfg.storage.clone(),
         started: Instant::now(),
@@ -662,7 +661,7 @@ fn auth_gate_roles_origin_and_methods() {
         ))
     });
     let ctx = Arc::new(ServeContext {
-        statuses: Vec::new(),
+        running: Default::default(),
         db_path: dir.join("missing.db"),
         storage: cfg.storage.clone(),
         started: Instant::now(),

@@ -51,6 +51,12 @@ impl LiveTap {
         LiveTap { ring }
     }
 
+    /// Whether both taps read the same ring (a restarted stream keeps its
+    /// ring).
+    pub fn same_ring(&self, other: &LiveTap) -> bool {
+        Arc::ptr_eq(&self.ring, &other.ring)
+    }
+
     /// A cursor on the newest key frame still in the ring, if any.
     pub fn latest_key(&self) -> Option<LiveCursor> {
         let live = self.ring.lock_live();

@@ -139,8 +139,53 @@ pub fn carve(
     total_bytes: usize,
     weights: &[u32],
 ) -> Result<Vec<(RingWriter, RingReader)>, ArenaError> {
+    carve_arena(total_bytes, weights).map(|(_, rings)| rings)
+}
+
+/// [`carve`], keeping a handle on the arena for rings made later (cameras
+/// added while recording) from the regions of rings no longer used.
+pub fn carve_arena(
+    total_bytes: usize,
+    weights: &[u32],
+) -> Result<(Arena, Vec<(RingWriter, RingReader)>), ArenaError> {
     let sizes = ring_sizes(total_bytes, weights)?;
-    ring::build(&sizes)
+    let (buf, rings) = ring::build(&sizes)?;
+    Ok((Arena { buf }, rings))
+}
+
+/// The arena's allocation, after it was carved: a ring whose ends and taps
+/// are all dropped (its stream stopped, its viewers gone) gives its region
+/// back, and [`Arena::ring`] makes new rings there. Holding this keeps the
+/// allocation alive even when no ring is left.
+#[derive(Clone, Default)]
+pub struct Arena {
+    buf: Option<std::sync::Arc<ring::Buffer>>,
+}
+
+impl Arena {
+    /// A ring of about `want` bytes from free regions of the arena: the
+    /// smallest region that holds `want`, else the largest of at least
+    /// `want / 2` (and [`MIN_RING_BYTES`]). `None` when no region fits.
+    pub fn ring(&self, want: usize) -> Option<(RingWriter, RingReader)> {
+        let want = want.clamp(MIN_RING_BYTES, MAX_RING_BYTES) & !7;
+        let min = (want / 2).max(MIN_RING_BYTES);
+        ring::reuse(self.buf.as_ref()?, want, min)
+    }
+
+    /// Bytes of the arena no ring uses now.
+    pub fn free_bytes(&self) -> usize {
+        self.buf.as_ref().map_or(0, |b| b.free_bytes())
+    }
+}
+
+/// The size [`carve`] would give ring `index` of rings with these
+/// `weights` in an arena of `total_bytes`; at least [`MIN_RING_BYTES`]
+/// even when the arena could not hold them all.
+pub fn share(total_bytes: usize, weights: &[u32], index: usize) -> usize {
+    ring_sizes(total_bytes, weights)
+        .ok()
+        .and_then(|s| s.get(index).copied())
+        .unwrap_or(MIN_RING_BYTES)
 }
 
 /// The size of each ring: water-filling, so that rings whose proportional

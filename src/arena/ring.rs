@@ -29,10 +29,80 @@ const FLAG_KEY: u32 = 1;
 const FLAG_DISCONTINUITY: u32 = 2;
 const FLAG_GAP_BEFORE: u32 = 4;
 
-/// The arena's bytes: one allocation, freed when the last ring end is dropped.
-struct Buffer {
+/// The arena's bytes: one allocation, freed when the last ring end (and
+/// the last [`super::Arena`] handle) is dropped.
+pub(super) struct Buffer {
     ptr: NonNull<u8>,
     layout: Layout,
+    /// Regions no ring uses any more, `(start, len)`, sorted by start and
+    /// merged with their neighbours: a ring gives its region back when its
+    /// last end or tap is dropped, and a ring made later may take it.
+    free: Mutex<Vec<(usize, usize)>>,
+}
+
+impl Buffer {
+    fn lock_free(&self) -> MutexGuard<'_, Vec<(usize, usize)>> {
+        // The list is consistent after every single push or removal.
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns a region to the free list, merging it with its neighbours.
+    fn give_back(&self, start: usize, len: usize) {
+        let mut free = self.lock_free();
+        let i = free.partition_point(|&(s, _)| s < start);
+        free.insert(i, (start, len));
+        // Merge with the next, then with the previous.
+        if let (Some(&(s, l)), Some(&(ns, nl))) = (free.get(i), free.get(i + 1)) {
+            if s + l == ns {
+                free[i] = (s, l + nl);
+                free.remove(i + 1);
+            }
+        }
+        if i > 0 {
+            if let (Some(&(ps, pl)), Some(&(s, l))) = (free.get(i - 1), free.get(i)) {
+                if ps + pl == s {
+                    free[i - 1] = (ps, pl + l);
+                    free.remove(i);
+                }
+            }
+        }
+    }
+
+    /// Bytes in free regions.
+    pub(super) fn free_bytes(&self) -> usize {
+        self.lock_free().iter().map(|&(_, l)| l).sum()
+    }
+
+    /// Takes a region for a new ring of about `want` bytes out of the free
+    /// list: the smallest region that holds `want`, else the largest one
+    /// that holds at least `min` (a ring somewhat smaller than its share
+    /// still records). A region larger than needed is split unless the
+    /// rest would be too small to ever make a ring.
+    fn take(&self, want: usize, min: usize) -> Option<(usize, usize)> {
+        let mut free = self.lock_free();
+        let fits = free
+            .iter()
+            .enumerate()
+            .filter(|(_, &(_, l))| l >= want)
+            .min_by_key(|(_, &(_, l))| l)
+            .map(|(i, _)| i);
+        let i = fits.or_else(|| {
+            free.iter()
+                .enumerate()
+                .filter(|(_, &(_, l))| l >= min)
+                .max_by_key(|(_, &(_, l))| l)
+                .map(|(i, _)| i)
+        })?;
+        let (start, len) = *free.get(i)?;
+        let size = want.min(len).min(super::MAX_RING_BYTES) & !7;
+        if len - size >= super::MIN_RING_BYTES {
+            free[i] = (start + size, len - size);
+            Some((start, size))
+        } else {
+            free.remove(i);
+            Some((start, len.min(super::MAX_RING_BYTES) & !7))
+        }
+    }
 }
 
 // SAFETY: `Buffer` is a plain owned allocation; which thread may touch which
@@ -107,6 +177,14 @@ pub(super) struct Ring {
     live: Mutex<LiveState>,
     /// Signalled after a record is stored while viewers wait.
     arrived: Condvar,
+}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // Nothing refers to this ring any more (no end, no tap): its bytes
+        // may become another ring's.
+        self.buf.give_back(self.start, self.cap as usize);
+    }
 }
 
 impl Ring {
@@ -357,11 +435,12 @@ pub(super) fn place(cap: u32, head: u32, tail: u32, need: u32) -> Option<(u32, b
 }
 
 /// Allocates the arena and makes the rings, of the given sizes (each a
-/// multiple of 8, at least the minimum), in order.
-pub(super) fn build(sizes: &[usize]) -> Result<Vec<(RingWriter, RingReader)>, ArenaError> {
+/// multiple of 8, at least the minimum), in order. The buffer comes back
+/// too, for rings made later from regions given back.
+pub(super) fn build(sizes: &[usize]) -> Result<(Option<Arc<Buffer>>, Vec<Ends>), ArenaError> {
     let total: usize = sizes.iter().sum();
     if sizes.is_empty() {
-        return Ok(Vec::new());
+        return Ok((None, Vec::new()));
     }
     let layout =
         Layout::from_size_align(total, 64).map_err(|_| ArenaError::OutOfMemory { bytes: total })?;
@@ -371,46 +450,73 @@ pub(super) fn build(sizes: &[usize]) -> Result<Vec<(RingWriter, RingReader)>, Ar
     // SAFETY: `layout` has a non-zero size (every ring is at least 64 KiB).
     let ptr = unsafe { alloc::alloc_zeroed(layout) };
     let ptr = NonNull::new(ptr).ok_or(ArenaError::OutOfMemory { bytes: total })?;
-    let buf = Arc::new(Buffer { ptr, layout });
+    let buf = Arc::new(Buffer {
+        ptr,
+        layout,
+        free: Mutex::new(Vec::new()),
+    });
     let mut start = 0;
     let mut out = Vec::with_capacity(sizes.len());
     for &size in sizes {
         debug_assert!(size % 8 == 0 && size <= super::MAX_RING_BYTES);
-        let ring = Arc::new(Ring {
-            buf: buf.clone(),
-            start,
-            cap: size as u32,
-            prod: ProducerSide::default(),
-            cons: ConsumerSide::default(),
-            // Room for any real parameter set up front: storing new
-            // parameters then never allocates.
-            live: Mutex::new(LiveState {
-                params: Vec::with_capacity(PARAMS_CAPACITY),
-                ..LiveState::default()
-            }),
-            arrived: Condvar::new(),
-        });
+        out.push(make_ring(&buf, start, size));
         start += size;
-        out.push((
-            RingWriter {
-                ring: ring.clone(),
-                head: 0,
-                tail: 0,
-                waiting_for_key: false,
-                pending_discontinuity: false,
-                stored: 0,
-                dropped: 0,
-                drop_events: 0,
-            },
-            RingReader {
-                ring,
-                released: 0,
-                tail: 0,
-                cursor: Cell::new((0, 0)),
-            },
-        ));
     }
-    Ok(out)
+    Ok((Some(buf), out))
+}
+
+/// Both ends of one ring.
+pub(super) type Ends = (RingWriter, RingReader);
+
+/// A new ring of `size` bytes at `start` of `buf`, whose bytes no other
+/// ring uses (carved fresh, or a region given back).
+fn make_ring(buf: &Arc<Buffer>, start: usize, size: usize) -> (RingWriter, RingReader) {
+    let ring = Arc::new(Ring {
+        buf: buf.clone(),
+        start,
+        cap: size as u32,
+        prod: ProducerSide::default(),
+        cons: ConsumerSide::default(),
+        // Room for any real parameter set up front: storing new
+        // parameters then never allocates.
+        live: Mutex::new(LiveState {
+            params: Vec::with_capacity(PARAMS_CAPACITY),
+            ..LiveState::default()
+        }),
+        arrived: Condvar::new(),
+    });
+    (
+        RingWriter {
+            ring: ring.clone(),
+            head: 0,
+            tail: 0,
+            waiting_for_key: false,
+            pending_discontinuity: false,
+            stored: 0,
+            dropped: 0,
+            drop_events: 0,
+        },
+        RingReader {
+            ring,
+            released: 0,
+            tail: 0,
+            cursor: Cell::new((0, 0)),
+        },
+    )
+}
+
+/// A ring made from a region of `buf` no ring uses any more, if one of
+/// at least `min` bytes is free (see [`Buffer::take`]). The region's old
+/// bytes stay as they were: a new ring reads only records it wrote itself
+/// (from its own `stored` count and live `head`), and they are
+/// initialized memory.
+pub(super) fn reuse(
+    buf: &Arc<Buffer>,
+    want: usize,
+    min: usize,
+) -> Option<(RingWriter, RingReader)> {
+    let (start, size) = buf.take(want, min)?;
+    Some(make_ring(buf, start, size))
 }
 
 /// The producer end of a ring, owned by the stream's thread.

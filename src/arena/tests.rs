@@ -792,3 +792,63 @@ fn live_viewers_never_see_torn_frames_under_load() {
         }
     });
 }
+
+#[test]
+fn dropped_rings_give_their_region_back() {
+    let m = MIN_RING_BYTES;
+    let (arena, mut rings) = carve_arena(4 * m, &[1, 1, 1, 1]).unwrap();
+    assert_eq!(arena.free_bytes(), 0);
+    assert!(arena.ring(m).is_none(), "nothing is free yet");
+    // Ring 1 goes, but a live tap still holds it: its region stays taken.
+    let (w1, r1) = rings.remove(1);
+    let tap = w1.tap();
+    drop((w1, r1));
+    assert_eq!(arena.free_bytes(), 0);
+    drop(tap);
+    assert_eq!(arena.free_bytes(), m);
+    // Ring 2 (now at index 1) goes too: the two regions merge.
+    drop(rings.remove(1));
+    assert_eq!(arena.free_bytes(), 2 * m);
+    let (mut w, mut r) = arena.ring(2 * m).expect("the merged region");
+    assert_eq!(w.capacity() as usize, 2 * m);
+    assert_eq!(arena.free_bytes(), 0);
+    // The new ring works from empty, whatever the old bytes were.
+    let mut ts = 0;
+    let n = fill(&mut w, 1000, &mut ts);
+    assert!(n > 100, "{n}");
+    assert_eq!(r.len(), n);
+    assert_eq!(r.peek(0).unwrap().meta.timestamp_90k, 1);
+    r.release(n);
+    // The neighbours were never touched: ring 0 still holds what it got.
+    let (w0, r0) = &mut rings[0];
+    assert_eq!(w0.push(&meta(5, true), &[], &[7; 100]), Push::Stored);
+    assert_eq!(r0.peek(0).unwrap().data, &[7; 100][..]);
+}
+
+#[test]
+fn arena_takes_best_fit_splits_and_accepts_half() {
+    let m = MIN_RING_BYTES;
+    let (arena, mut rings) = carve_arena(8 * m, &[1, 2, 1, 4]).unwrap();
+    let sizes: Vec<usize> = rings.iter().map(|(w, _)| w.capacity() as usize).collect();
+    assert_eq!(sizes, vec![m, 2 * m, m, 4 * m]);
+    drop(rings.remove(3)); // 4m free at the end
+    drop(rings.remove(1)); // 2m free in the middle
+    assert_eq!(arena.free_bytes(), 6 * m);
+    // Best fit: the 2m region, not the 4m one.
+    let a = arena.ring(2 * m).unwrap();
+    assert_eq!(a.0.capacity() as usize, 2 * m);
+    // Split: 1m out of the 4m region leaves 3m.
+    let b = arena.ring(m).unwrap();
+    assert_eq!(b.0.capacity() as usize, m);
+    assert_eq!(arena.free_bytes(), 3 * m);
+    // Too big for what is left, but half of it fits: the largest region.
+    let c = arena.ring(5 * m).unwrap();
+    assert_eq!(c.0.capacity() as usize, 3 * m);
+    assert!(arena.ring(m).is_none());
+    drop((a, b, c));
+    assert_eq!(arena.free_bytes(), 6 * m);
+    // An arena never carved (no streams at start) has nothing to give.
+    assert!(Arena::default().ring(m).is_none());
+    assert_eq!(share(8 * m, &[1, 3], 1), 6 * m);
+    assert_eq!(share(m, &[1, 3], 1), m);
+}

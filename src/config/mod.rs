@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod boards_test;
 mod parse;
+pub mod write;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -2,19 +2,25 @@
 //! with the RTSP session in it, restarted with backoff when it fails; and
 //! the `run` / `demo` commands that start them.
 
+pub mod control;
 pub mod recorder;
+pub mod running;
 pub mod status;
 pub mod stop;
 mod stream;
 pub mod ticker;
 
+pub use control::Control;
+pub use running::{Running, RunningStream};
 pub use status::{StreamSnapshot, StreamState, StreamStatus};
 pub use stop::{StopSource, StopToken};
-pub use stream::{spawn_stream, StreamSpec};
+pub use stream::{spawn_stream, spawn_stream_keeping_sink, StreamSpec};
 
-use crate::config::Config;
+use crate::arena::{RingReader, RingWriter};
+use crate::config::{Config, StreamKind};
 use crate::media::Frame;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Where a stream's frames go. Called on the stream's own thread, once per
@@ -25,6 +31,13 @@ pub trait FrameSink: Send {
     /// The stream broke (reconnect, timestamp jump): the next frame does
     /// not continue the previous one, and must start a new recording.
     fn discontinuity(&mut self) {}
+
+    /// The sink's ring ends, when it writes into a ring: the producer end,
+    /// and the consumer end when the sink holds it itself (a stream only
+    /// viewers watch). Lets a restarted stream keep its ring.
+    fn into_rings(self: Box<Self>) -> Option<(RingWriter, Option<RingReader>)> {
+        None
+    }
 }
 
 /// A sink that keeps nothing, for streams that are not recorded (a sub
@@ -46,10 +59,19 @@ pub fn stream_specs(config: &Config) -> Vec<StreamSpec> {
     out
 }
 
-/// Running streams of one process.
+/// Running streams of one process, each with its own stop signal so that
+/// one camera's streams can stop while the others go on.
+#[derive(Default)]
 pub struct Streams {
+    /// Every running stream's status, in start order.
     pub statuses: Vec<Arc<StreamStatus>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    handles: Vec<Handle>,
+}
+
+struct Handle {
+    camera: String,
+    kind: StreamKind,
+    thread: Option<JoinHandle<Box<dyn FrameSink>>>,
     stop: StopSource,
 }
 
@@ -60,38 +82,89 @@ impl Streams {
         sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)>,
         spacing: Duration,
     ) -> Streams {
-        let stop = StopSource::new();
-        let mut statuses = Vec::new();
-        let mut threads = Vec::new();
+        let mut s = Streams::default();
+        s.add(sinks, spacing);
+        s
+    }
+
+    /// Starts more streams, staggered by `spacing` among themselves.
+    pub fn add(
+        &mut self,
+        sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)>,
+        spacing: Duration,
+    ) {
         for (i, (spec, status, sink)) in sinks.into_iter().enumerate() {
             let delay = spacing * u32::try_from(i).unwrap_or(u32::MAX);
-            match spawn_stream(spec, status.clone(), sink, stop.token(), delay) {
-                Ok(t) => threads.push(t),
-                Err(e) => status.set_error(StreamState::Error, format!("cannot start thread: {e}")),
+            let stop = StopSource::new();
+            let (camera, kind) = (spec.camera.clone(), spec.kind);
+            let thread =
+                match spawn_stream_keeping_sink(spec, status.clone(), sink, stop.token(), delay) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        status.set_error(StreamState::Error, format!("cannot start thread: {e}"));
+                        None
+                    }
+                };
+            self.handles.push(Handle {
+                camera,
+                kind,
+                thread,
+                stop,
+            });
+            self.statuses.push(status);
+        }
+    }
+
+    /// Stops the streams of `camera` and waits (bounded) for their
+    /// threads: each one's kind and sink, `None` for a thread that did not
+    /// end in time (left running, stopped; its sink goes when it ends).
+    pub fn stop_camera(
+        &mut self,
+        camera: &str,
+        timeout: Duration,
+    ) -> Vec<(StreamKind, Option<Box<dyn FrameSink>>)> {
+        let mut mine = Vec::new();
+        let mut i = 0;
+        while i < self.handles.len() {
+            if self.handles[i].camera == camera {
+                mine.push(self.handles.remove(i));
+                self.statuses.remove(i);
+            } else {
+                i += 1;
             }
-            statuses.push(status);
         }
-        Streams {
-            statuses,
-            threads,
-            stop,
+        for h in &mine {
+            h.stop.stop();
         }
+        let deadline = Instant::now() + timeout;
+        mine.into_iter()
+            .map(|h| (h.kind, join_until(h.thread, deadline, timeout)))
+            .collect()
     }
 
     /// Stops every stream and waits (bounded) for their threads.
     pub fn shutdown(self, timeout: Duration) {
-        self.stop.stop();
-        let deadline = Instant::now() + timeout;
-        for t in self.threads {
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if t.is_finished() {
-                let _ = t.join();
-            } else {
-                log::warn!("a stream thread did not stop within {timeout:?}; leaving it");
-            }
+        for h in &self.handles {
+            h.stop.stop();
         }
+        let deadline = Instant::now() + timeout;
+        for h in self.handles {
+            drop(join_until(h.thread, deadline, timeout));
+        }
+    }
+}
+
+/// The thread's result, if it ends before `deadline`.
+fn join_until<T>(t: Option<JoinHandle<T>>, deadline: Instant, timeout: Duration) -> Option<T> {
+    let t = t?;
+    while !t.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if t.is_finished() {
+        t.join().ok()
+    } else {
+        log::warn!("a stream thread did not stop within {timeout:?}; leaving it");
+        None
     }
 }
 

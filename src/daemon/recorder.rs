@@ -1,10 +1,13 @@
-//! Recording: the arena carved into one ring per recorded stream, each
-//! stream's frames pushed into its ring by a [`RingSink`], and the writer
-//! thread persisting them. Shutdown order: streams stop, then the writer
-//! writes out what the rings hold, closes recordings and commits.
+//! Recording: the arena carved into one ring per stream of an enabled
+//! camera, each stream's frames pushed into its ring by a [`RingSink`],
+//! and the writer thread persisting the recorded ones. Shutdown order:
+//! streams stop, then the writer writes out what the rings hold, closes
+//! recordings and commits. Cameras added, changed or removed while
+//! recording go through [`super::Control`].
 
-use super::{DiscardSink, FrameSink, StopSource, StreamSpec, StreamStatus, Streams};
-use crate::arena::{self, FrameMeta, LiveTap, Push, RingWriter};
+use super::control::Control;
+use super::{DiscardSink, FrameSink, Running, RunningStream, StopSource, StreamSpec, StreamStatus};
+use crate::arena::{self, FrameMeta, LiveTap, Push, RingReader, RingWriter};
 use crate::config::{Camera, Config, Record, StreamKind};
 use crate::media::Frame;
 use crate::store::format;
@@ -75,6 +78,10 @@ impl FrameSink for RingSink {
     fn discontinuity(&mut self) {
         self.discontinuity = true;
     }
+
+    fn into_rings(self: Box<Self>) -> Option<(RingWriter, Option<RingReader>)> {
+        Some((self.ring, self.live_only))
+    }
 }
 
 /// A stream live viewers can watch: its ring, read through a tap.
@@ -87,20 +94,122 @@ pub struct LiveSource {
 }
 
 /// Whether a camera's stream of this kind is recorded.
-fn recorded(record: Record, kind: StreamKind) -> bool {
-    matches!(
-        (record, kind),
-        (Record::Both, _) | (Record::Main, StreamKind::Main) | (Record::Sub, StreamKind::Sub)
-    )
+pub(crate) fn recorded(cam: &Camera, kind: StreamKind) -> bool {
+    cam.enabled
+        && matches!(
+            (cam.record, kind),
+            (Record::Both, _) | (Record::Main, StreamKind::Main) | (Record::Sub, StreamKind::Sub)
+        )
+}
+
+/// The weight of a stream's ring in the arena, `None` for a stream
+/// without one: every stream of an enabled camera gets a ring, for live
+/// viewers; recorded ones are also drained by the writer. Ring room
+/// follows the expected bitrate (a main stream is several times a sub
+/// stream) and the priority; a ring only viewers read needs less.
+pub(crate) fn ring_weight(cam: &Camera, kind: StreamKind) -> Option<u32> {
+    if !cam.enabled {
+        return None;
+    }
+    let base = if kind == StreamKind::Main { 4 } else { 1 };
+    let share = base * (10 + u32::from(cam.priority));
+    Some(if recorded(cam, kind) {
+        share * 2
+    } else {
+        share
+    })
+}
+
+/// One stream, ready to start: what its thread, the writer and the
+/// registry each get.
+pub(crate) struct Prepared {
+    pub spec: StreamSpec,
+    pub status: Arc<StreamStatus>,
+    pub sink: Box<dyn FrameSink>,
+    pub writer: Option<WriterStream>,
+    pub live: Option<LiveSource>,
+}
+
+impl Prepared {
+    /// Makes the parts of stream `spec` of `cam` around `ring` (required
+    /// when [`ring_weight`] is `Some`). `stream_id` is for the writer
+    /// (0: the writer looks it up). A ring that served before (a
+    /// restarted stream) starts with a discontinuity.
+    pub fn new(
+        spec: StreamSpec,
+        cam: &Camera,
+        ring: Option<(RingWriter, RingReader)>,
+        stream_id: u32,
+        stagger_90k: i64,
+        reused: bool,
+    ) -> Prepared {
+        let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
+        let Some((w, mut r)) = ring else {
+            return Prepared {
+                spec,
+                status,
+                sink: Box::new(DiscardSink),
+                writer: None,
+                live: None,
+            };
+        };
+        // Frames a failed writer could not take out are the old stream's.
+        r.release(r.len());
+        let live = Some(LiveSource {
+            camera: spec.camera.clone(),
+            kind: spec.kind,
+            tap: w.tap(),
+            status: status.clone(),
+        });
+        let mut sink = RingSink::new(w, status.clone());
+        if reused {
+            sink.discontinuity();
+        }
+        let writer = if recorded(cam, spec.kind) {
+            let segment = i64::from(cam.segment_seconds) * TICKS;
+            Some(WriterStream {
+                stream_id,
+                camera: spec.camera.clone(),
+                kind: spec.kind.name(),
+                label: format!("{}/{}", spec.camera, spec.kind.name()),
+                priority: cam.priority,
+                segment_90k: segment,
+                stagger_90k,
+                ring: r,
+                status: status.clone(),
+            })
+        } else {
+            sink.live_only = Some(r);
+            None
+        };
+        Prepared {
+            spec,
+            status,
+            sink: Box::new(sink),
+            writer,
+            live,
+        }
+    }
+
+    /// The registry's entry for this stream.
+    pub fn running(&self) -> RunningStream {
+        RunningStream {
+            camera: self.spec.camera.clone(),
+            kind: self.spec.kind,
+            status: self.status.clone(),
+            live: self.live.clone(),
+        }
+    }
 }
 
 /// Everything recording: the streams and the writer thread.
 pub struct Recorder {
-    pub streams: Streams,
-    /// Every stream with a ring, for live viewers.
-    pub live: Vec<LiveSource>,
+    /// What runs now (cameras, statuses, live sources), for readers.
+    pub running: Running,
     /// Reads pool files from other threads, detecting overwrites.
     pub pool_reader: PoolReader,
+    /// Adds, changes and removes cameras while recording.
+    control: Arc<Control>,
     writer: Option<std::thread::JoinHandle<WriterStats>>,
     writer_stop: StopSource,
     /// The storage directory's lock, released when recording has ended.
@@ -118,118 +227,69 @@ impl Recorder {
             lock,
             ..
         } = storage;
-        let specs: Vec<StreamSpec> = super::stream_specs(config);
-        // For each stream, the camera it is recorded for (None: not recorded).
-        let recorded_for: Vec<Option<&Camera>> = specs
-            .iter()
-            .map(|spec| {
-                config
-                    .cameras
-                    .iter()
-                    .find(|c| c.name == spec.camera)
-                    .filter(|c| c.enabled && recorded(c.record, spec.kind))
-            })
-            .collect();
-        // Every stream of an enabled camera gets a ring, for live viewers;
-        // recorded ones are also drained by the writer. Ring room follows
-        // the expected bitrate (a main stream is several times a sub
-        // stream) and the priority; a ring only viewers read needs less.
-        let has_ring: Vec<bool> = specs
-            .iter()
-            .map(|spec| {
-                config
-                    .cameras
-                    .iter()
-                    .any(|c| c.name == spec.camera && c.enabled)
-            })
-            .collect();
-        let weights: Vec<u32> = specs
-            .iter()
-            .zip(&recorded_for)
-            .zip(&has_ring)
-            .filter(|(_, &ring)| ring)
-            .map(|((spec, cam), _)| {
-                let base = if spec.kind == StreamKind::Main { 4 } else { 1 };
-                let priority = config
-                    .cameras
-                    .iter()
-                    .find(|c| c.name == spec.camera)
-                    .map_or(0, |c| u32::from(c.priority));
-                let share = base * (10 + priority);
-                if cam.is_some() {
-                    share * 2
-                } else {
-                    share
-                }
-            })
-            .collect();
-        let arena_bytes =
-            usize::try_from(u64::from(config.memory.arena_mb) * 1024 * 1024).unwrap_or(usize::MAX);
-        let mut rings = if weights.is_empty() {
-            Vec::new()
-        } else {
-            arena::carve(arena_bytes, &weights)
-                .map_err(|e| format!("[memory] arena_mb = {}: {e}", config.memory.arena_mb))?
-        }
-        .into_iter();
-        let mut sinks: Vec<(StreamSpec, Arc<StreamStatus>, Box<dyn FrameSink>)> = Vec::new();
-        let mut writer_streams = Vec::new();
-        let mut live = Vec::new();
-        let n = recorded_for.iter().filter(|c| c.is_some()).count() as i64;
-        for ((spec, cam), ring) in specs.into_iter().zip(recorded_for).zip(has_ring) {
-            let status = Arc::new(StreamStatus::new(&spec.camera, spec.kind));
-            let rings_for_stream = if ring { rings.next() } else { None };
-            if ring && rings_for_stream.is_none() {
-                return Err("arena has fewer rings than streams".into());
+        let mut streams: Vec<(&Camera, StreamSpec)> = Vec::new();
+        for cam in &config.cameras {
+            for (kind, url) in cam.streams() {
+                streams.push((cam, StreamSpec::new(config, cam, kind, url)));
             }
-            let sink: Box<dyn FrameSink> = match (rings_for_stream, cam) {
-                (Some((w, r)), Some(cam)) => {
-                    let (segment, priority) = (cam.segment_seconds, cam.priority);
-                    let stream_id = db
-                        .stream_id(&spec.camera, spec.kind.name())
-                        .map_err(|e| format!("index: {e}"))?;
-                    let k = writer_streams.len() as i64;
-                    writer_streams.push(WriterStream {
-                        stream_id,
-                        camera: spec.camera.clone(),
-                        kind: spec.kind.name(),
-                        label: format!("{}/{}", spec.camera, spec.kind.name()),
-                        priority,
-                        segment_90k: i64::from(segment) * TICKS,
-                        // Stream k of n rotates k/n of a segment early the
-                        // first time, then every segment: rotations are
-                        // spread out.
-                        stagger_90k: i64::from(segment) * TICKS * k / n.max(1),
-                        ring: r,
-                        status: status.clone(),
-                    });
-                    live.push(LiveSource {
-                        camera: spec.camera.clone(),
-                        kind: spec.kind,
-                        tap: w.tap(),
-                        status: status.clone(),
-                    });
-                    Box::new(RingSink::new(w, status.clone()))
-                }
-                (Some((w, r)), None) => {
-                    live.push(LiveSource {
-                        camera: spec.camera.clone(),
-                        kind: spec.kind,
-                        tap: w.tap(),
-                        status: status.clone(),
-                    });
-                    let mut sink = RingSink::new(w, status.clone());
-                    sink.live_only = Some(r);
-                    Box::new(sink)
-                }
-                _ => Box::new(DiscardSink),
+        }
+        let weights: Vec<u32> = streams
+            .iter()
+            .filter_map(|(cam, spec)| ring_weight(cam, spec.kind))
+            .collect();
+        let arena_bytes = arena_bytes(config);
+        let (arena, rings) = if weights.is_empty() {
+            (arena::Arena::default(), Vec::new())
+        } else {
+            arena::carve_arena(arena_bytes, &weights)
+                .map_err(|e| format!("[memory] arena_mb = {}: {e}", config.memory.arena_mb))?
+        };
+        let mut rings = rings.into_iter();
+        let n = streams
+            .iter()
+            .filter(|(cam, spec)| recorded(cam, spec.kind))
+            .count() as i64;
+        let mut prepared = Vec::new();
+        let mut k = 0i64;
+        for (cam, spec) in streams {
+            let ring = match ring_weight(cam, spec.kind) {
+                Some(_) => Some(rings.next().ok_or("arena has fewer rings than streams")?),
+                None => None,
             };
-            sinks.push((spec, status, sink));
+            let (stream_id, stagger) = if recorded(cam, spec.kind) {
+                let id = db
+                    .stream_id(&spec.camera, spec.kind.name())
+                    .map_err(|e| format!("index: {e}"))?;
+                // Stream k of n rotates k/n of a segment early the first
+                // time, then every segment: rotations are spread out.
+                let stagger = i64::from(cam.segment_seconds) * TICKS * k / n.max(1);
+                k += 1;
+                (id, stagger)
+            } else {
+                (0, 0)
+            };
+            prepared.push(Prepared::new(spec, cam, ring, stream_id, stagger, false));
+        }
+        let running = Running::default();
+        for cam in &config.cameras {
+            let entries = prepared
+                .iter()
+                .filter(|p| p.spec.camera == cam.name)
+                .map(Prepared::running)
+                .collect();
+            running.set_camera(cam.clone(), entries);
+        }
+        let mut writer_streams = Vec::new();
+        let mut sinks = Vec::new();
+        for p in prepared {
+            writer_streams.extend(p.writer);
+            sinks.push((p.spec, p.status, p.sink));
         }
         let sync = Duration::from_millis(config.storage.sync_interval_ms.into());
         let pool_reader = pools.reader();
-        let writer = Writer::new(pools, db, open_id, position, writer_streams, sync)
+        let mut writer = Writer::new(pools, db, open_id, position, writer_streams, sync)
             .map_err(|e| e.to_string())?;
+        let commands = writer.commands();
         let writer_stop = StopSource::new();
         let token = writer_stop.token();
         let writer = std::thread::Builder::new()
@@ -237,20 +297,32 @@ impl Recorder {
             .spawn(move || writer.run(token))
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         let spacing = Duration::from_millis(config.system.stream_start_spacing_ms.into());
-        let streams = Streams::start(sinks, spacing);
-        Ok(Recorder {
+        let streams = super::Streams::start(sinks, spacing);
+        let control = Arc::new(Control::new(
+            config.clone(),
             streams,
-            live,
+            commands,
+            arena,
+            running.clone(),
+        ));
+        Ok(Recorder {
+            running,
             pool_reader,
+            control,
             writer: Some(writer),
             writer_stop,
             _lock: lock,
         })
     }
 
+    /// The handle that adds, changes and removes cameras while recording.
+    pub fn control(&self) -> Arc<Control> {
+        self.control.clone()
+    }
+
     /// Ordered shutdown: streams first, then the writer finalises.
     pub fn shutdown(mut self, timeout: Duration) -> Option<WriterStats> {
-        self.streams.shutdown(timeout);
+        self.control.shutdown(timeout);
         self.writer_stop.stop();
         let w = self.writer.take()?;
         match w.join() {
@@ -261,4 +333,9 @@ impl Recorder {
             }
         }
     }
+}
+
+/// `memory.arena_mb` in bytes.
+pub(crate) fn arena_bytes(config: &Config) -> usize {
+    usize::try_from(u64::from(config.memory.arena_mb) * 1024 * 1024).unwrap_or(usize::MAX)
 }

@@ -92,22 +92,54 @@ impl Backoff {
 pub fn spawn_stream(
     spec: StreamSpec,
     status: Arc<StreamStatus>,
-    mut sink: Box<dyn FrameSink>,
+    sink: Box<dyn FrameSink>,
     stop: StopToken,
     start_delay: Duration,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    spawn(spec, move |spec| {
+        drop(run_thread(spec, status, sink, stop, start_delay));
+    })
+}
+
+/// [`spawn_stream`], whose thread hands the sink back when it ends (so
+/// that a restarted stream can keep its ring).
+pub fn spawn_stream_keeping_sink(
+    spec: StreamSpec,
+    status: Arc<StreamStatus>,
+    sink: Box<dyn FrameSink>,
+    stop: StopToken,
+    start_delay: Duration,
+) -> std::io::Result<std::thread::JoinHandle<Box<dyn FrameSink>>> {
+    spawn(spec, move |spec| {
+        run_thread(spec, status, sink, stop, start_delay)
+    })
+}
+
+fn spawn<T: Send + 'static>(
+    spec: StreamSpec,
+    body: impl FnOnce(StreamSpec) -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
     let name = format!("stream {}", spec.session.label);
     std::thread::Builder::new()
         // Small stacks: 16 streams must fit next to everything else on a
         // 256 MB board; the session keeps its buffers on the heap.
         .stack_size(256 * 1024)
         .name(name)
-        .spawn(move || {
-            let ex = smol::LocalExecutor::new();
-            // async_io::block_on: this thread drives the reactor itself while it
-            // waits, rather than being woken by async-io's driver thread.
-            async_io::block_on(ex.run(run_stream(spec, status, sink.as_mut(), stop, start_delay)));
-        })
+        .spawn(move || body(spec))
+}
+
+fn run_thread(
+    spec: StreamSpec,
+    status: Arc<StreamStatus>,
+    mut sink: Box<dyn FrameSink>,
+    stop: StopToken,
+    start_delay: Duration,
+) -> Box<dyn FrameSink> {
+    let ex = smol::LocalExecutor::new();
+    // async_io::block_on: this thread drives the reactor itself while it
+    // waits, rather than being woken by async-io's driver thread.
+    async_io::block_on(ex.run(run_stream(spec, status, sink.as_mut(), stop, start_delay)));
+    sink
 }
 
 async fn sleep_or_stop(d: Duration, stop: &StopToken) {

@@ -59,7 +59,7 @@ use super::mp4::{Mp4Error, Mp4SampleEntry};
 use super::route;
 use super::view::{self, Mp4Reader, PoolSource, ViewError};
 use crate::config::StreamKind;
-use crate::daemon::recorder::LiveSource;
+use crate::daemon::Running;
 use crate::media::Codec;
 use crate::store::db::{Db, RecordingRow, RECORDING_OPEN};
 use crate::store::pool::PoolReader;
@@ -731,7 +731,7 @@ fn segment(
 ///
 /// `_live` is unused: `live.m3u8` is cut from the recordings only (see the
 /// module documentation).
-pub fn hook(db_path: PathBuf, pools: PoolReader, _live: Arc<Vec<LiveSource>>) -> RouteHook {
+pub fn hook(db_path: PathBuf, pools: PoolReader, _live: Running) -> RouteHook {
     let numbering = Arc::new(Mutex::new(Numbering::default()));
     Arc::new(move |req| {
         if let Some(camera) = route::camera_route(req, "vod.m3u8") {

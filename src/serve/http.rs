@@ -9,7 +9,7 @@
 
 use super::conn;
 use crate::config::{Storage, StreamKind};
-use crate::daemon::StreamStatus;
+use crate::daemon::Running;
 use crate::store::db::{self, Db, SampleEntry};
 use crate::time::{format_90k, parse_90k};
 use serde_json::{json, Value};
@@ -34,9 +34,6 @@ const MAX_URL: usize = 2048;
 /// At most this many query parameters are looked at.
 const MAX_PARAMS: usize = 16;
 
-/// The web page, built into the binary.
-const INDEX_HTML: &str = include_str!("../../web-min/index.html");
-
 /// Answers routes this module does not know (the video routes): `None`
 /// passes the request on to the next hook (in the end, 404). A long answer
 /// moves `req.permit` (taken before the hooks run, see [`is_long_route`])
@@ -45,7 +42,8 @@ pub type RouteHook = Arc<dyn Fn(&mut Req<'_>) -> Option<Reply> + Send + Sync>;
 
 /// What the handlers need from the rest of the process.
 pub struct ServeContext {
-    pub statuses: Vec<Arc<StreamStatus>>,
+    /// The cameras and streams running now (they change while serving).
+    pub running: Running,
     pub db_path: PathBuf,
     pub storage: Storage,
     pub started: Instant,
@@ -539,15 +537,13 @@ impl Worker {
                 return r;
             }
         }
+        // The page and its files (web.rs).
+        if let Some(r) = super::web::answer(&req) {
+            return r;
+        }
         let segments = req.segments.clone();
         let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
         match seg.as_slice() {
-            [""] => Reply {
-                status: 200,
-                content_type: "text/html; charset=utf-8",
-                headers: Vec::new(),
-                body: Body::Bytes(INDEX_HTML.as_bytes().to_vec()),
-            },
             ["api", "status"] => self.status(req.identity.as_ref()),
             ["metrics"] => self.metrics(),
             ["api", "cameras", name, "recordings"] => self.recordings(name, &req),
@@ -591,7 +587,7 @@ impl Worker {
     }
 
     fn known_camera(&mut self, name: &str) -> bool {
-        if self.ctx.statuses.iter().any(|s| s.camera == name) {
+        if self.ctx.running.has_camera(name) {
             return true;
         }
         // A camera removed from the config keeps its recordings until the
@@ -630,7 +626,7 @@ impl Worker {
             }
         }
         let mut cameras: Vec<(String, Vec<Value>)> = Vec::new();
-        for s in &self.ctx.statuses {
+        for s in &self.ctx.running.statuses() {
             let n = s.snapshot();
             let v = json!({
                 "stream": s.kind.name(),
@@ -685,9 +681,8 @@ impl Worker {
                 None
             }
         };
-        let streams = self
-            .ctx
-            .statuses
+        let statuses = self.ctx.running.statuses();
+        let streams = statuses
             .iter()
             .map(|s| super::metrics::StreamMetrics {
                 camera: &s.camera,

@@ -34,7 +34,7 @@ use super::http::{Body, Reply, RouteHook};
 use super::mp4::Mp4SampleEntry;
 use super::route;
 use crate::arena::{LiveCursor, LiveRead, LiveTap};
-use crate::daemon::recorder::LiveSource;
+use crate::daemon::Running;
 use crate::media::Codec;
 use crate::store::format;
 use crate::time::TICKS;
@@ -261,14 +261,14 @@ impl Read for LiveReader {
 }
 
 /// The `live.mp4` route.
-pub fn hook(live: Arc<Vec<LiveSource>>) -> RouteHook {
+pub fn hook(running: Running) -> RouteHook {
     Arc::new(move |req| {
         let camera = route::camera_route(req, "live.mp4")?;
         let kind = match route::stream_param(req) {
             Ok(k) => k,
             Err(r) => return Some(r),
         };
-        let Some(src) = live.iter().find(|l| l.camera == camera && l.kind == kind) else {
+        let Some(src) = running.live(camera, kind) else {
             return Some(Reply::error(
                 404,
                 &format!(

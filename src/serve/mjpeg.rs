@@ -23,12 +23,12 @@ use super::route::{camera_route, stream_param};
 use crate::arena::{LiveCursor, LiveRead, LiveTap};
 use crate::config::{Config, StreamKind};
 use crate::daemon::recorder::LiveSource;
-use crate::daemon::StreamState;
+use crate::daemon::{Running, StreamState};
 use crate::media::{Codec, VideoParams};
 use crate::store::format::decode_params;
 use decode::{H264Decoder, MAX_PIXELS, QUALITY};
 use std::io::{self, Read};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// The multipart boundary; never occurs in a JPEG's part headers, and a
@@ -50,33 +50,12 @@ const DEAD: Duration = Duration::from_secs(10);
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
 /// The `mjpeg` and `snapshot.jpg` routes of every live stream, paced by
 /// `cfg.http.mjpeg_fps`.
-pub fn hook(live: Arc<Vec<LiveSource>>, cfg: &Config) -> RouteHook {
+pub fn hook(running: Running, cfg: &Config) -> RouteHook {
     let interval = Duration::from_secs(1) / cfg.http.mjpeg_fps.max(1);
     let hub = Hub {
-        streams: live
-            .iter()
-            .map(|src| {
-                Arc::new(Stream {
-                    src: src.clone(),
-                    interval,
-                    state: Mutex::new(State {
-                        latest: None,
-                        seq: 0,
-                        tick: 0,
-                        viewers: 0,
-                        waiting: 0,
-                        demand_at: Instant::now(),
-                        frame_at: Instant::now(),
-                        producer: false,
-                        closed: false,
-                        failure: None,
-                        failures: 0,
-                    }),
-                    changed: Condvar::new(),
-                })
-            })
-            .collect(),
-        cameras: cfg.cameras.iter().map(|c| c.name.clone()).collect(),
+        running,
+        interval,
+        streams: Mutex::new(Vec::new()),
     };
     Arc::new(move |req| hub.route(req))
 }
@@ -84,9 +63,16 @@ pub fn hook(live: Arc<Vec<LiveSource>>, cfg: &Config) -> RouteHook {
 /// Every live stream's picture cache; dropping it (with the server's
 /// routes) ends the producers.
 struct Hub {
-    streams: Vec<Arc<Stream>>,
-    /// Every configured camera, to tell "unknown" from "not live".
-    cameras: Vec<String>,
+    /// The streams running now; they change while serving (cameras added,
+    /// changed, removed).
+    running: Running,
+    interval: Duration,
+    /// The picture cache of each stream in use, made on first demand.
+    /// Held weakly: a cache lives as long as its producer, viewers or
+    /// waiting snapshots, so a stream that is removed leaves nothing here
+    /// that keeps its ring. One whose stream restarted or went is closed
+    /// (its producer and viewers end) on the next request.
+    streams: Mutex<Vec<Weak<Stream>>>,
 }
 
 struct Stream {
@@ -149,9 +135,8 @@ impl Failure {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        for s in &self.streams {
-            s.lock().closed = true;
-            s.changed.notify_all();
+        for s in self.lock_streams().iter().filter_map(Weak::upgrade) {
+            s.close();
         }
     }
 }
@@ -172,7 +157,7 @@ impl Hub {
         };
         let mut reply = match stream.check_codec() {
             Err(f) => f.reply(),
-            Ok(()) if is_mjpeg => start_mjpeg(req, stream),
+            Ok(()) if is_mjpeg => start_mjpeg(req, &stream),
             Ok(()) => stream.snapshot(),
         };
         // Which stream was chosen, when the request left it to us.
@@ -182,21 +167,67 @@ impl Hub {
         Some(reply)
     }
 
+    fn lock_streams(&self) -> MutexGuard<'_, Vec<Weak<Stream>>> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The picture cache of the running stream (`camera`, `kind`), if it
+    /// runs with a ring.
+    fn stream(&self, camera: &str, kind: StreamKind) -> Option<Arc<Stream>> {
+        let mut streams = self.lock_streams();
+        streams.retain(|w| {
+            let Some(s) = w.upgrade() else {
+                return false;
+            };
+            let current = self.running.is_current(&s.src);
+            if !current {
+                s.close();
+            }
+            current
+        });
+        let src = self.running.live(camera, kind)?;
+        if let Some(s) = streams
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|s| Arc::ptr_eq(&s.src.status, &src.status))
+        {
+            return Some(s);
+        }
+        let s = Arc::new(Stream {
+            src,
+            interval: self.interval,
+            state: Mutex::new(State {
+                latest: None,
+                seq: 0,
+                tick: 0,
+                viewers: 0,
+                waiting: 0,
+                demand_at: Instant::now(),
+                frame_at: Instant::now(),
+                producer: false,
+                closed: false,
+                failure: None,
+                failures: 0,
+            }),
+            changed: Condvar::new(),
+        });
+        streams.push(Arc::downgrade(&s));
+        Some(s)
+    }
+
     /// The stream asked for, or by default the sub stream when it is live
     /// (cheaper to decode), else the main stream.
-    fn pick(&self, req: &Req<'_>, camera: &str) -> Result<&Arc<Stream>, Reply> {
+    fn pick(&self, req: &Req<'_>, camera: &str) -> Result<Arc<Stream>, Reply> {
         let explicit = match req.param("stream") {
             None => None,
             Some(_) => Some(stream_param(req)?),
         };
-        let of = |kind: StreamKind| {
-            self.streams
-                .iter()
-                .find(|s| s.src.camera == camera && s.src.kind == kind)
-        };
-        let (main, sub) = (of(StreamKind::Main), of(StreamKind::Sub));
+        let (main, sub) = (
+            self.stream(camera, StreamKind::Main),
+            self.stream(camera, StreamKind::Sub),
+        );
         if main.is_none() && sub.is_none() {
-            return Err(if self.cameras.iter().any(|c| c == camera) {
+            return Err(if self.running.has_camera(camera) {
                 Reply::error(
                     404,
                     &format!("camera {camera:?} is disabled: it has no live stream"),
@@ -209,7 +240,7 @@ impl Hub {
         let chosen = match explicit {
             Some(StreamKind::Main) => main,
             Some(StreamKind::Sub) => sub,
-            None => sub.filter(|s| streaming(s)).or(main).or(sub),
+            None => sub.clone().filter(streaming).or(main).or(sub),
         };
         chosen.ok_or_else(|| {
             let kind = explicit.map_or("", StreamKind::name);
@@ -258,6 +289,13 @@ fn jpeg_reply(p: &Picture) -> Reply {
 }
 
 impl Stream {
+    /// Ends the producer and the viewers (the server stops, or the stream
+    /// is no longer running).
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -4,9 +4,11 @@
 //! the server's routes and the JSON API; every video route is a hook of
 //! its own module: `view` (.mp4 of a range), `ts` (MPEG-TS), `hls`
 //! (playlists and fMP4 segments), `live` (live fMP4), `mjpeg` (MJPEG and
-//! snapshots). `route` holds what they share. `api_users` is login,
-//! logout and user management.
+//! snapshots); `api_cameras` changes the cameras; `web` serves the page.
+//! `route` holds what they share. `api_users` is login, logout and user
+//! management.
 
+pub mod api_cameras;
 pub mod api_users;
 pub mod conn;
 pub mod export;
@@ -21,23 +23,25 @@ pub mod mp4;
 pub mod route;
 pub mod ts;
 pub mod view;
+pub mod web;
 
 use crate::config::Config;
-use crate::daemon::recorder::{LiveSource, Recorder};
+use crate::daemon::recorder::Recorder;
 use http::{Authenticator, RouteHook, ServeContext};
 use std::sync::Arc;
 
-/// Every video route, in the order they are tried.
+/// Every route of `serve` beyond `http`'s own, in the order they are tried.
 pub fn hooks(cfg: &Config, rec: &Recorder) -> Vec<RouteHook> {
     let db = cfg.storage.db.clone();
     let pools = rec.pool_reader.clone();
-    let live: Arc<Vec<LiveSource>> = Arc::new(rec.live.clone());
+    let running = rec.running.clone();
     vec![
+        api_cameras::hook(rec.control()),
         view::hook(db.clone(), pools.clone()),
         ts::hook(db.clone(), pools.clone()),
-        hls::hook(db, pools, live.clone()),
-        live::hook(live.clone()),
-        mjpeg::hook(live, cfg),
+        hls::hook(db, pools, running.clone()),
+        live::hook(running.clone()),
+        mjpeg::hook(running, cfg),
     ]
 }
 
@@ -50,7 +54,7 @@ pub fn context(cfg: &Config, rec: &Recorder) -> ServeContext {
     route_hooks.extend(hooks(cfg, rec));
     let auth: Option<Arc<dyn Authenticator>> = if cfg.http.auth { Some(users) } else { None };
     ServeContext {
-        statuses: rec.streams.statuses.clone(),
+        running: rec.running.clone(),
         db_path: cfg.storage.db.clone(),
         storage: cfg.storage.clone(),
         started: std::time::Instant::now(),

@@ -23,7 +23,7 @@ use super::pool::Pools;
 use super::video_index::VideoIndexEncoder;
 use crate::arena::RingReader;
 use crate::daemon::{StopToken, StreamStatus};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// 90 kHz ticks per second.
@@ -58,6 +58,24 @@ pub struct WriterStream {
     pub stagger_90k: i64,
     pub ring: RingReader,
     pub status: Arc<StreamStatus>,
+}
+
+/// What the daemon asks of the running writer (cameras added, changed or
+/// removed while recording). Checked every turn of the writer's loop.
+pub enum WriterCommand {
+    /// Start draining a new stream. Its `stream_id` is looked up (or made)
+    /// in the index from its camera and kind; the reply says whether that
+    /// worked.
+    Add(WriterStream, mpsc::Sender<Result<(), String>>),
+    /// Stop draining a stream whose producer has stopped: write out every
+    /// frame its ring still holds, close its recording (the final row goes
+    /// out with the next commit), and hand its ring end back (`None`: no
+    /// such stream).
+    Retire {
+        camera: String,
+        kind: &'static str,
+        reply: mpsc::Sender<Option<RingReader>>,
+    },
 }
 
 /// The writer's counters, for status and tests.
@@ -103,6 +121,20 @@ struct StreamState {
     first_recording: bool,
 }
 
+impl StreamState {
+    fn new(s: WriterStream) -> StreamState {
+        StreamState {
+            s,
+            rec: None,
+            prev_end_90k: None,
+            params: Vec::new(),
+            sample_entry_id: None,
+            last_duration: TICKS / 25,
+            first_recording: true,
+        }
+    }
+}
+
 /// The next record as planned: its frame table, and the stream state the
 /// planning advanced, which is committed only once the record is written
 /// (a record planned again after a pool change must not apply it twice).
@@ -129,6 +161,8 @@ pub struct Writer {
     closed: Vec<RecordingRow>,
     header_buf: Vec<u8>,
     pending: PendingRecord,
+    /// Where [`WriterCommand`]s arrive, once [`Writer::commands`] made it.
+    commands: Option<mpsc::Receiver<WriterCommand>>,
     pub stats: WriterStats,
 }
 
@@ -169,18 +203,7 @@ impl Writer {
         sync_interval: Duration,
     ) -> Result<Writer, WriterError> {
         let next_recording_id = db.next_recording_id().map_err(err("index"))?;
-        let mut streams: Vec<StreamState> = streams
-            .into_iter()
-            .map(|s| StreamState {
-                s,
-                rec: None,
-                prev_end_90k: None,
-                params: Vec::new(),
-                sample_entry_id: None,
-                last_duration: TICKS / 25,
-                first_recording: true,
-            })
-            .collect();
+        let mut streams: Vec<StreamState> = streams.into_iter().map(StreamState::new).collect();
         // Higher priority first: when the disk is the bottleneck, their
         // rings drain first.
         streams.sort_by_key(|st| std::cmp::Reverse(st.s.priority));
@@ -202,8 +225,75 @@ impl Writer {
                 carry: 0,
                 last_duration: 0,
             },
+            commands: None,
             stats: WriterStats::default(),
         })
+    }
+
+    /// A sender of commands to this writer (streams added and retired
+    /// while it runs). Call before [`Writer::run`]; a second call replaces
+    /// the first channel.
+    pub fn commands(&mut self) -> mpsc::Sender<WriterCommand> {
+        let (tx, rx) = mpsc::channel();
+        self.commands = Some(rx);
+        tx
+    }
+
+    /// Carries out the commands that arrived.
+    fn take_commands(&mut self) {
+        loop {
+            let Some(cmd) = self.commands.as_ref().and_then(|rx| rx.try_recv().ok()) else {
+                return;
+            };
+            match cmd {
+                WriterCommand::Add(s, reply) => {
+                    let r = self.add_stream(s).map_err(|e| e.0);
+                    let _ = reply.send(r);
+                }
+                WriterCommand::Retire {
+                    camera,
+                    kind,
+                    reply,
+                } => {
+                    let ring = self.retire_stream(&camera, kind);
+                    let _ = reply.send(ring);
+                }
+            }
+        }
+    }
+
+    /// Starts draining `s`, in its place by priority.
+    pub fn add_stream(&mut self, mut s: WriterStream) -> Result<(), WriterError> {
+        s.stream_id = self.db.stream_id(&s.camera, s.kind).map_err(err("index"))?;
+        log::info!("writer: {} added", s.label);
+        // After the streams of the same priority: the order of `new`.
+        let at = self
+            .streams
+            .iter()
+            .position(|st| st.s.priority < s.priority)
+            .unwrap_or(self.streams.len());
+        self.streams.insert(at, StreamState::new(s));
+        Ok(())
+    }
+
+    /// Writes out and closes stream (`camera`, `kind`) and gives its ring
+    /// end back. Its producer must have stopped: what it still pushed
+    /// afterwards would be left in the ring, unwritten.
+    pub fn retire_stream(&mut self, camera: &str, kind: &str) -> Option<RingReader> {
+        let i = self
+            .streams
+            .iter()
+            .position(|st| st.s.camera == camera && st.s.kind == kind)?;
+        if let Err(e) = self.write_stream(i, true) {
+            // The disk fails: the frames still in the ring are lost, as
+            // they would be at shutdown; the recording closes where the
+            // last record ended.
+            self.fail(e);
+        }
+        self.close_recording(i, false);
+        let st = self.streams.remove(i);
+        log::info!("writer: {} retired", st.s.label);
+        Some(st.s.ring)
     }
 
     /// Runs until `stop`, then writes out everything, closes the open
@@ -216,6 +306,7 @@ impl Writer {
             self.pos.generation
         );
         while !stop.is_stopped() {
+            self.take_commands();
             let due = self.last_sync.elapsed() >= self.sync_interval;
             let pressed = self.streams.iter().any(|st| {
                 let r = st.s.ring.stats();
