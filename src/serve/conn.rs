@@ -40,7 +40,7 @@
 //!   with different values refused (400) (6.3).
 //! - Versions: HTTP/1.0 and HTTP/1.1; any other well-formed `HTTP/x.y`
 //!   (HTTP/2.0, the HTTP/2 preface, HTTP/0.9) is `505`, anything else 400.
-//! - `Host` is not required (our tests and `curl --http1.0` omit it), but
+//! - `Host` is not required (HTTP/1.0 clients and simple scripts omit it), but
 //!   two of them are refused (400).
 //! - `Expect: 100-continue` gets its `100 Continue` once the head passed
 //!   (a body over the bound gets its 413 instead); other expectations 417.
