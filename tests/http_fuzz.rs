@@ -503,7 +503,11 @@ fn ten_thousand_bad_requests() {
     // No leak: connection threads and descriptors go back (idle
     // connection threads end after 10 s).
     let settled = wait_until(Duration::from_secs(40), || {
-        proc_count(pid, "threads") <= threads_before + 2 && proc_count(pid, "fds") <= fds_before + 4
+        // Four workers may each open the index (database, WAL, shared
+        // memory) on first use after the baseline: up to 12 descriptors
+        // that are not a leak.
+        proc_count(pid, "threads") <= threads_before + 2
+            && proc_count(pid, "fds") <= fds_before + 16
     });
     let fds = fd_targets(pid);
     assert!(
