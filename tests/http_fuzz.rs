@@ -501,13 +501,12 @@ fn ten_thousand_bad_requests() {
     assert!(frames_after > frames_before, "recording stopped");
     assert_eq!(dropped, 0, "frames dropped during the storm");
     // No leak: connection threads and descriptors go back (idle
-    // connection threads end after 10 s).
+    // connection threads end after 10 s, and the index connections they
+    // shared are closed with the last; the routes' own caches were filled
+    // before the baseline; the index's parked descriptors are checked
+    // below).
     let settled = wait_until(Duration::from_secs(40), || {
-        // Four workers may each open the index (database, WAL, shared
-        // memory) on first use after the baseline: up to 12 descriptors
-        // that are not a leak.
-        proc_count(pid, "threads") <= threads_before + 2
-            && proc_count(pid, "fds") <= fds_before + 16
+        proc_count(pid, "threads") <= threads_before + 2 && proc_count(pid, "fds") <= fds_before + 4
     });
     let fds = fd_targets(pid);
     assert!(
