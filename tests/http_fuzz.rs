@@ -539,6 +539,8 @@ fn trickle_head(addr: SocketAddr, i: usize) -> (Duration, String) {
     let mut answer = Vec::new();
     for b in head.bytes() {
         if c.write_all(&[b]).is_err() {
+            // Closed by the server: its answer may be waiting unread.
+            let _ = c.read_to_end(&mut answer);
             break;
         }
         // Waiting a second for an answer paces the trickle.

@@ -86,6 +86,10 @@ pub const STACK_SIZE: usize = 256 * 1024;
 /// request head for this long is closed (503) to make room: a client
 /// sends its head at once; a slowloris client trickles it.
 const SLOW_HEAD: Duration = Duration::from_secs(1);
+/// How often a thread reading a request head looks whether it was chosen
+/// to make room (it is not woken by a shutdown: a socket closed with the
+/// client's bytes unread sends a reset, which can destroy our 503).
+const EVICT_POLL: Duration = Duration::from_millis(100);
 /// A connection thread without work for this long ends.
 pub const POOL_IDLE: Duration = Duration::from_secs(10);
 /// The copy buffer of a long answer.
@@ -106,8 +110,9 @@ const MAX_QUEUE: usize = 64;
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 /// Refused connections (503) being closed gently by the accept thread at
-/// once; beyond, the oldest is closed outright.
-const MAX_LINGERING: usize = 32;
+/// once; beyond, the oldest is closed outright. Room for a whole queue of
+/// refusals plus every thread's evicted client.
+const MAX_LINGERING: usize = 128;
 /// How long `stop` waits for connection threads (long answers see the
 /// stop flag on their next read).
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -597,6 +602,9 @@ struct Shared {
     state: Mutex<State>,
     /// Signalled when a connection is queued, a thread ends, or on stop.
     changed: Condvar,
+    /// Evicted connections, answered (503) and shut down for writing, for
+    /// the accept thread to close gently: their threads are wanted at once.
+    handed_off: Mutex<Vec<TcpStream>>,
 }
 
 impl Shared {
@@ -633,6 +641,7 @@ impl Server {
             max_threads: max_threads.max(1),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
+            handed_off: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
@@ -756,6 +765,11 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
             }
         }
         balance(shared, &mut lingering, &mut scratch_head);
+        let handed: Vec<TcpStream> =
+            std::mem::take(&mut *shared.handed_off.lock().unwrap_or_else(|e| e.into_inner()));
+        for s in handed {
+            linger_later(s, &mut lingering);
+        }
         let mut scratch = [0u8; 1024];
         lingering.retain(|(s, since)| {
             if since.elapsed() > LINGER {
@@ -855,6 +869,23 @@ fn take_next(queue: &mut VecDeque<Queued>, scratch: &mut [u8]) -> Option<Queued>
 
 /// Whether a whole request head (or the end of the stream) is waiting to
 /// be read, looked at without reading it.
+/// Whether the client has sent bytes not read yet (or closed).
+fn bytes_waiting(fd: RawFd) -> bool {
+    let mut one = [0u8; 1];
+    // SAFETY: a socket descriptor kept open while registered (see
+    // `Server::stop`) and a buffer of the length given; MSG_PEEK leaves
+    // the byte queued.
+    let n = unsafe {
+        libc::recv(
+            fd,
+            one.as_mut_ptr().cast(),
+            one.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n >= 0
+}
+
 fn head_arrived(s: &TcpStream, scratch: &mut [u8]) -> bool {
     // SAFETY: a valid socket descriptor (borrowed for the call) and a
     // buffer of the length given; MSG_PEEK leaves the bytes queued.
@@ -886,27 +917,32 @@ fn evict_one(st: &mut State) -> bool {
             !c.evicted && c.phase == phase && now.saturating_duration_since(c.since) >= min_age
         }
     };
+    // "Idle" until its thread has read a byte: one whose request is
+    // already waiting is not idle, and closing it would answer nothing.
     let idle = st
         .conns
         .iter_mut()
         .filter(candidates(Phase::Idle, Duration::ZERO))
+        .filter(|c| !bytes_waiting(c.fd))
         .min_by_key(|c| c.since);
     let victim = match idle {
-        Some(c) => Some((c, libc::SHUT_RDWR)),
+        Some(c) => Some((c, Some(libc::SHUT_RDWR))),
         None => st
             .conns
             .iter_mut()
             .filter(candidates(Phase::Head, SLOW_HEAD))
             .min_by_key(|c| c.since)
-            // Its thread still answers it (503).
-            .map(|c| (c, libc::SHUT_RD)),
+            // Its thread sees the mark within `EVICT_POLL` and answers 503.
+            .map(|c| (c, None)),
     };
     let Some((c, how)) = victim else {
         return false;
     };
     c.evicted = true;
-    // SAFETY: the descriptor is open (see `Server::stop`).
-    unsafe { libc::shutdown(c.fd, how) };
+    if let Some(how) = how {
+        // SAFETY: the descriptor is open (see `Server::stop`).
+        unsafe { libc::shutdown(c.fd, how) };
+    }
     true
 }
 
@@ -929,6 +965,15 @@ fn refuse(shared: &Shared, s: TcpStream, lingering: &mut VecDeque<(TcpStream, In
     // A new socket's send buffer takes this at once.
     let _ = (&s).write(&out);
     let _ = s.shutdown(Shutdown::Write);
+    linger_later(s, lingering);
+}
+
+/// Adds a connection, answered and shut down for writing, to those the
+/// accept thread reads until their clients close (see `LINGER`).
+fn linger_later(s: TcpStream, lingering: &mut VecDeque<(TcpStream, Instant)>) {
+    if s.set_nonblocking(true).is_err() {
+        return;
+    }
     if lingering.len() >= MAX_LINGERING {
         lingering.pop_front();
     }
@@ -1098,6 +1143,9 @@ enum Incoming {
     Gone,
     /// Answer this, then close.
     Error(HttpError),
+    /// Chosen to make room while its head trickled in: answer 503, then
+    /// hand the connection to the accept thread to close.
+    Evicted,
 }
 
 /// Reads until `buf[..*filled]` starts with a whole request head.
@@ -1106,10 +1154,14 @@ fn read_head(
     reg: &Registration<'_>,
     buf: &mut [u8],
     filled: &mut usize,
+    first: bool,
 ) -> Incoming {
     let mut head_deadline = (*filled > 0).then(|| Instant::now() + HEAD_TIMEOUT);
     let idle_deadline = Instant::now() + IDLE_TIMEOUT;
-    reg.set_phase(if *filled == 0 {
+    // A new connection is never idle *between* requests: its request is
+    // on its way (closing it would answer nothing), so it may only be made
+    // room from as a slow head, with a 503.
+    reg.set_phase(if *filled == 0 && !first {
         Phase::Idle
     } else {
         Phase::Head
@@ -1126,7 +1178,16 @@ fn read_head(
             // Cannot happen: the parser refuses a full buffer.
             return Incoming::Error(err(431, "request head too large"));
         };
-        match read_by(s, space, head_deadline.unwrap_or(idle_deadline)) {
+        let in_head = first || head_deadline.is_some();
+        if in_head && reg.evicted() {
+            return Incoming::Evicted;
+        }
+        let deadline = match head_deadline {
+            Some(head) => head.min(Instant::now() + EVICT_POLL),
+            None if first => idle_deadline.min(Instant::now() + EVICT_POLL),
+            None => idle_deadline,
+        };
+        match read_by(s, space, deadline) {
             Ok(0) if *filled == 0 => return Incoming::Gone,
             Ok(0) => return Incoming::Error(err(400, "request cut short")),
             Ok(n) => {
@@ -1136,6 +1197,9 @@ fn read_head(
                 }
                 *filled += n;
             }
+            Err(e)
+                if e.kind() == io::ErrorKind::TimedOut
+                    && head_deadline.unwrap_or(idle_deadline) > Instant::now() => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut && *filled > 0 => {
                 return Incoming::Error(err(408, "request head too slow"))
             }
@@ -1157,24 +1221,36 @@ fn serve(shared: &Shared, s: TcpStream, peer: SocketAddr, buf: &mut [u8]) {
         return;
     };
     let mut filled = 0;
+    let mut first = true;
     loop {
-        let (req, used) = match read_head(&s, &reg, buf, &mut filled) {
+        let (req, used) = match read_head(&s, &reg, buf, &mut filled, first) {
             Incoming::Request(req, used) => (req, used),
             Incoming::Gone => return,
-            Incoming::Error(e) => {
-                if reg.evicted() {
-                    // Its thread is wanted now: no lingering.
-                    let e = err(
-                        503,
-                        "too many connections, and this request head came too slowly",
-                    );
-                    return answer_error(shared, &s, e, 1);
+            Incoming::Evicted => {
+                // Its thread is wanted now: the accept thread closes it
+                // gently (see `EVICT_POLL`).
+                let e = err(
+                    503,
+                    "too many connections, and this request head came too slowly",
+                );
+                answer_error(shared, &s, e, 1);
+                drop(reg);
+                if s.shutdown(Shutdown::Write).is_ok() {
+                    shared
+                        .handed_off
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(s);
                 }
+                return;
+            }
+            Incoming::Error(e) => {
                 answer_error(shared, &s, e, 1);
                 return linger_close(&s);
             }
         };
         reg.set_phase(Phase::Busy);
+        first = false;
         let body = match read_body(&s, &req, buf, &mut filled, used) {
             Ok(body) => body,
             Err(e) => {
