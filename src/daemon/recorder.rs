@@ -344,7 +344,7 @@ impl Recorder {
         let left = sd.step(
             "streams: stopped",
             STREAMS_TIMEOUT + Duration::from_secs(1),
-            { move || Ok(control.shutdown(STREAMS_TIMEOUT)) },
+            move || Ok(control.shutdown(STREAMS_TIMEOUT)),
         );
         if left.is_some_and(|n| n > 0) {
             log::error!(
