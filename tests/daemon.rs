@@ -130,7 +130,10 @@ impl Vigil {
 
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: signalling our own child, which has not been reaped.
-        assert_eq!(unsafe { libc::kill(self.child.id() as libc::pid_t, sig) }, 0);
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
+            0
+        );
     }
 }
 
@@ -282,10 +285,7 @@ fn daemon_detaches_refuses_a_second_one_and_shuts_down_in_order() {
     // SIGTERM: an ordered, bounded shutdown.
     let t0 = Instant::now();
     // SAFETY: signalling the daemon, whose pid file we just read.
-    assert_eq!(
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
     wait_for(T, "the daemon to exit", || gone(pid).then_some(()));
     let took = t0.elapsed();
     assert!(took < Duration::from_secs(15), "{took:?}");
@@ -293,7 +293,10 @@ fn daemon_detaches_refuses_a_second_one_and_shuts_down_in_order() {
     let text = std::fs::read_to_string(&log).unwrap();
     shutdown_steps(&text);
     assert!(text.contains("running as a daemon"), "{text}");
-    assert!(text.contains("hw watchdog: ") && text.contains("disarmed"), "{text}");
+    assert!(
+        text.contains("hw watchdog: ") && text.contains("disarmed"),
+        "{text}"
+    );
     let pets = std::fs::read(&wd).unwrap();
     assert_eq!(pets.last(), Some(&b'V'), "not disarmed");
     assert_storage_clean(&cfg, "a");
@@ -350,7 +353,11 @@ fn stale_pid_file_replaced_startup_timed_and_sigterm_exits_zero() {
     let line = v.wait_log(&["start-up: first frame of a/main"]);
     eprintln!("start-up: {startup:?} from spawn to the first frame in /api/status; {line}");
     // 2 s on an idle machine; the bound leaves room for a loaded CI.
-    assert!(startup < Duration::from_secs(6), "{startup:?}\n{}", v.dump());
+    assert!(
+        startup < Duration::from_secs(6),
+        "{startup:?}\n{}",
+        v.dump()
+    );
     let line = v.wait_log(&["stale pid file"]);
     assert!(line.contains("not vigil"), "{line}");
     assert_eq!(
