@@ -364,12 +364,11 @@ impl Recorder {
                             .map_err(|_| "the writer thread panicked".to_owned())
                     },
                 )
-                .and_then(|stats| {
+                .inspect(|stats| {
                     if let Some(e) = &stats.last_error {
                         log::error!("shutdown: the writer ended with an error: {e}");
                         sd.fail("writer");
                     }
-                    Some(stats)
                 }),
             None => None,
         };
