@@ -204,8 +204,10 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, starte
             daemon::log_summary(&statuses);
             last_summary = Instant::now();
         }
-        // A finer tick until the first frame, which start-up is timed by.
-        let tick = if first_frame { 100 } else { 10 };
+        // A finer tick until the first frame, which start-up is timed by
+        // (for half a minute at most: a camera may never answer).
+        let fine = !first_frame && started.elapsed() < Duration::from_secs(30);
+        let tick = if fine { 10 } else { 100 };
         std::thread::sleep(Duration::from_millis(tick));
     }
     log::info!("stopping");

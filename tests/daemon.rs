@@ -282,6 +282,18 @@ fn daemon_detaches_refuses_a_second_one_and_shuts_down_in_order() {
         pid.to_string()
     );
 
+    // SIGHUP in daemon mode: the config is reloaded and the log reopened
+    // (after a rotation by `mv`).
+    std::fs::rename(&log, dir.join("vigil.log.1")).unwrap();
+    // SAFETY: signalling the daemon, whose pid file we just read.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) }, 0);
+    wait_for(T, "the reload in a new log", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("reload of").then_some(())
+    });
+    let rotated = std::fs::read_to_string(dir.join("vigil.log.1")).unwrap();
+    assert!(rotated.contains("running as a daemon"), "{rotated}");
+
     // SIGTERM: an ordered, bounded shutdown.
     let t0 = Instant::now();
     // SAFETY: signalling the daemon, whose pid file we just read.
@@ -292,9 +304,8 @@ fn daemon_detaches_refuses_a_second_one_and_shuts_down_in_order() {
     assert!(!pidfile.exists(), "the pid file is left");
     let text = std::fs::read_to_string(&log).unwrap();
     shutdown_steps(&text);
-    assert!(text.contains("running as a daemon"), "{text}");
     assert!(
-        text.contains("hw watchdog: ") && text.contains("disarmed"),
+        rotated.contains("hw watchdog: ") && text.contains("disarmed"),
         "{text}"
     );
     let pets = std::fs::read(&wd).unwrap();
