@@ -108,14 +108,15 @@ pub fn run(config_path: &Path, seconds: Option<u32>, opts: &RunOptions) -> u8 {
 /// `started`: when the command started, for the start-up times logged.
 fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, started: Instant) -> u8 {
     crate::signals::install();
-    // Before the arena and the pools take their memory.
-    let swap_on = match &cfg.memory.swap_file {
-        Some(p) => daemon::swap::setup(p, cfg.memory.swap_mb),
-        None => false,
-    };
     let storage = match store::open::open_for_writing(&cfg.storage) {
         Ok(s) => s,
         Err(e) => return fail(e),
+    };
+    // After the storage (a first start refuses a storage directory that
+    // holds anything else, a swap file too), before the arena.
+    let swap_on = match &cfg.memory.swap_file {
+        Some(p) => daemon::swap::setup(p, cfg.memory.swap_mb),
+        None => false,
     };
     let recorder = match Recorder::start(cfg, storage) {
         Ok(r) => r,
