@@ -13,7 +13,8 @@ usage: vigil [-c CONFIG] [-v|-q] <command> [options]
 
 commands:
   demo [--data DIR] [--listen ADDR]   record the built-in camera (zero setup)
-  run                                  record every configured camera
+  run [--daemon] [--pidfile P] [--log FILE]
+                                       record every configured camera
   init [--data DIR]                    create the storage (pool files, database)
   status [--json]                      storage use, retention, last recording per stream
   list --camera NAME [--stream main|sub] [--start T] [--end T] [--json]
@@ -48,11 +49,24 @@ once the web page lands.
 ";
 
 const RUN_HELP: &str = "\
-usage: vigil [-c CONFIG] run [--seconds N]
+usage: vigil [-c CONFIG] run [--seconds N] [--daemon] [--pidfile P] [--log FILE]
 
 Records every enabled camera of the config file into its storage
 (created on first start), until SIGINT/SIGTERM (or for N seconds), then
-finalises the open recordings.
+shuts down in order, each step bounded and logged: HTTP stops accepting,
+the streams stop, the writer finalises and syncs the open recordings,
+the database closes. SIGHUP reloads the config file (and reopens --log).
+
+  --daemon      detach from the terminal (double fork, setsid, working
+                directory /); exits 0 once recording and serving, or 1
+                or 2 with the reason when start-up fails
+  --pidfile P   write the pid to P (atomically), remove it at exit; a
+                stale P (its process gone, or not vigil) is replaced, a
+                live one is an error naming its pid. Works without
+                --daemon too
+  --log FILE    with --daemon: append the log to FILE (else it goes to
+                /dev/null; under systemd or procd run in the foreground
+                and let them collect stderr)
 ";
 
 const INIT_HELP: &str = "\
@@ -158,6 +172,11 @@ pub enum Command {
     },
     Run {
         seconds: Option<u32>,
+        /// Detach into the background.
+        daemon: bool,
+        pidfile: Option<PathBuf>,
+        /// With `daemon`: where the log goes.
+        log: Option<PathBuf>,
     },
     ConfigCheck,
     Init {
@@ -379,9 +398,24 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
             })
         }
         "run" => {
-            let o = Options::new("run", rest, &["--seconds"])?;
+            let o = Options::with_flags(
+                "run",
+                rest,
+                &["--seconds", "--pidfile", "--log"],
+                &["--daemon"],
+            )?;
+            let daemon = o.flag("--daemon");
+            let log = o.get("--log").map(PathBuf::from);
+            if log.is_some() && !daemon {
+                return Err(UsageError(
+                    "--log goes with --daemon (in the foreground the log is stderr)".into(),
+                ));
+            }
             Ok(Command::Run {
                 seconds: o.seconds()?,
+                daemon,
+                pidfile: o.get("--pidfile").map(PathBuf::from),
+                log,
             })
         }
         "init" => {
@@ -735,6 +769,41 @@ mod tests {
         assert!(p("user passwd a hunter22").is_err());
         assert!(p("user passwd a --role admin").is_err());
         assert_eq!(help(Some("user")), USER_HELP);
+    }
+
+    #[test]
+    fn run_options() {
+        assert_eq!(
+            p("run").unwrap().command,
+            Command::Run {
+                seconds: None,
+                daemon: false,
+                pidfile: None,
+                log: None
+            }
+        );
+        assert_eq!(
+            p("run --daemon --pidfile /run/vigil.pid --log /var/log/vigil.log")
+                .unwrap()
+                .command,
+            Command::Run {
+                seconds: None,
+                daemon: true,
+                pidfile: Some("/run/vigil.pid".into()),
+                log: Some("/var/log/vigil.log".into())
+            }
+        );
+        assert!(matches!(
+            p("run --pidfile p").unwrap().command,
+            Command::Run {
+                daemon: false,
+                pidfile: Some(_),
+                ..
+            }
+        ));
+        assert!(p("run --log x").is_err());
+        assert!(p("run --pidfile").is_err());
+        assert!(p("run --daemon=yes").is_err());
     }
 
     #[test]

@@ -5,12 +5,14 @@
 use crate::camera;
 use crate::cli::CheckLevel;
 use crate::config::{self, Config};
-use crate::daemon::{self, recorder::Recorder};
+use crate::daemon::shutdown::{self, Shutdown};
+use crate::daemon::watchdog::{self, HwWatchdog, SoftWatchdog};
+use crate::daemon::{self, detach, recorder::Recorder};
 use crate::serve::http::HttpServer;
 use crate::store::{self, db::Db};
 use crate::time::{format_90k, parse_90k, TICKS};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,35 +28,111 @@ fn load(path: &Path) -> Result<Config, u8> {
 }
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
+    let msg = msg.to_string();
     eprintln!("vigil: {msg}");
+    // A daemon still starting tells the shell that started it.
+    detach::notify_failed(FAILED, &msg);
     FAILED
 }
 
+/// `vigil run`'s options beyond the config.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Detach into the background (`--daemon`).
+    pub daemon: bool,
+    pub pidfile: Option<PathBuf>,
+    /// With `daemon`: the log file (`--log`).
+    pub log: Option<PathBuf>,
+}
+
+/// `path` made absolute against the working directory (a daemon works in
+/// `/`, so every path it keeps must be absolute).
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_owned();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(path))
+        .unwrap_or_else(|_| path.to_owned())
+}
+
 /// `vigil run`: record every camera until a signal (or `seconds`).
-pub fn run(config_path: &Path, seconds: Option<u32>) -> u8 {
-    let cfg = match load(config_path) {
+pub fn run(config_path: &Path, seconds: Option<u32>, opts: &RunOptions) -> u8 {
+    let started = Instant::now();
+    let config_path = if opts.daemon {
+        absolute(config_path)
+    } else {
+        config_path.to_owned()
+    };
+    let cfg = match load(&config_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
     if cfg.cameras.is_empty() {
         log::warn!("{}: no [[camera]] configured", config_path.display());
     }
-    record(&cfg, Some(config_path), seconds)
+    let pidfile = opts.pidfile.as_deref().map(absolute);
+    if opts.daemon {
+        // A running daemon is refused here, on the terminal; the daemon
+        // claims the file itself once it has its final pid.
+        if let Some(p) = &pidfile {
+            if let detach::Holder::Live(pid) = detach::holder(p) {
+                return fail(format!(
+                    "{}: vigil is already running as pid {pid} (stop it first, or use another --pidfile)",
+                    p.display()
+                ));
+            }
+        }
+        let log = opts.log.as_deref().map(absolute);
+        if let Err(e) = detach::detach(log.as_deref()) {
+            return fail(e);
+        }
+        log::info!(
+            "vigil {} running as a daemon, pid {}",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        );
+    }
+    // Removed when dropped, at the end of this function.
+    let _pidfile = match pidfile.as_deref().map(detach::PidFile::claim) {
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => return fail(e),
+        None => None,
+    };
+    record(&cfg, Some(&config_path), seconds, started)
 }
 
 /// Records `cfg` and serves it until a signal (or `seconds`). Camera
 /// changes through the API are written to `config_path`, and `SIGHUP`
 /// reads it again; without one (`vigil demo`) changes last until exit.
-fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>) -> u8 {
+/// `started`: when the command started, for the start-up times logged.
+fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, started: Instant) -> u8 {
     crate::signals::install();
     let storage = match store::open::open_for_writing(&cfg.storage) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    // After the storage (a first start refuses a storage directory that
+    // holds anything else, a swap file too), before the arena.
+    let swap_on = match &cfg.memory.swap_file {
+        Some(p) => daemon::swap::setup(p, cfg.memory.swap_mb),
+        None => false,
+    };
     let recorder = match Recorder::start(cfg, storage) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    if swap_on {
+        match recorder.control().lock_arena() {
+            Ok(()) => log::info!(
+                "swap: the arena ({} MiB) is locked in memory: recording never waits on swap",
+                cfg.memory.arena_mb
+            ),
+            Err(e) => log::warn!(
+                "swap: cannot lock the arena in memory ({e}); frames being recorded may be paged out"
+            ),
+        }
+    }
     if !cfg.http.auth {
         log::warn!(
             "http: authentication is off ([http] auth = false): anyone who can reach {} can watch",
@@ -66,7 +144,7 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>) -> u8 
     let control = recorder.control();
     control.set_config_file(config_path.map(Path::to_owned));
     let ctx = Arc::new(crate::serve::context(cfg, &recorder));
-    let http = match HttpServer::start(cfg.http.listen, ctx, cfg.http.max_clients) {
+    let http = match HttpServer::start(cfg.http.listen, ctx.clone(), cfg.http.max_clients) {
         Ok(h) => h,
         Err(e) => {
             recorder.shutdown(Duration::from_secs(5));
@@ -74,32 +152,97 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>) -> u8 
         }
     };
     log::info!("http: listening on {}", http.local_addr());
+    let stall = Duration::from_secs(cfg.system.hw_watchdog_stall_s.into());
+    let mut hw = cfg.system.hw_watchdog.as_deref().and_then(|p| {
+        HwWatchdog::open(p, recorder.writer_commands(), stall, watchdog::PET_EVERY)
+            .map_err(|e| {
+                // Recording matters more than the watchdog: go on without.
+                log::error!(
+                    "hw watchdog: [system] hw_watchdog = {:?}: cannot open it: {e}; running without it",
+                    p.display()
+                )
+            })
+            .ok()
+    });
+    detach::notify_ready();
+    log::info!(
+        "start-up: recording and serving {} ms after start",
+        started.elapsed().as_millis()
+    );
+    let soft = SoftWatchdog::new(Duration::from_secs(cfg.system.stream_timeout_s.into()));
+    let mut first_frame = false;
+    let mut last_watch = Instant::now();
     let start = Instant::now();
     let mut last_summary = Instant::now();
     let limit = seconds.map(|s| Duration::from_secs(u64::from(s)));
     while !crate::signals::stop_requested() && limit.is_none_or(|l| start.elapsed() < l) {
         if crate::signals::take_reload() {
+            detach::reopen_log();
             log::info!("SIGHUP: reloading the config");
             // Logs what it did, or why the file was refused.
             let _ = control.reload();
         }
+        let statuses = recorder.running.statuses();
+        if !first_frame {
+            // The first camera's first stream: the start-up time to video.
+            if let Some(s) = statuses.first().filter(|s| s.snapshot().frames > 0) {
+                log::info!(
+                    "start-up: first frame of {} {} ms after start",
+                    s.label(),
+                    started.elapsed().as_millis()
+                );
+                first_frame = true;
+            }
+        }
+        if last_watch.elapsed() >= Duration::from_secs(1) {
+            soft.check(&statuses);
+            last_watch = Instant::now();
+        }
+        if let Some(w) = &mut hw {
+            w.tick(&statuses);
+        }
         if last_summary.elapsed() >= Duration::from_secs(10) {
-            daemon::log_summary(&recorder.running.statuses());
+            daemon::log_summary(&statuses);
             last_summary = Instant::now();
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // A finer tick until the first frame, which start-up is timed by
+        // (for half a minute at most: a camera may never answer).
+        let fine = !first_frame && started.elapsed() < Duration::from_secs(30);
+        let tick = if fine { 10 } else { 100 };
+        std::thread::sleep(Duration::from_millis(tick));
     }
     log::info!("stopping");
-    // Viewers first, so that nothing reads what the writer is finalising.
-    http.stop();
     daemon::log_summary(&recorder.running.statuses());
-    match recorder.shutdown(Duration::from_secs(5)) {
-        Some(stats) if stats.last_error.is_none() => OK,
-        Some(stats) => fail(format!(
-            "the writer ended with an error: {}",
-            stats.last_error.unwrap_or_default()
-        )),
-        None => FAILED,
+    let mut sd = Shutdown::new();
+    // Viewers first, so that nothing reads what the writer is finalising.
+    sd.step(
+        "http: stopped accepting, connections closed",
+        shutdown::HTTP_TIMEOUT,
+        move || {
+            http.stop();
+            Ok(())
+        },
+    );
+    let (stats, lock) = recorder.shutdown_ordered(&mut sd);
+    // The writer closed its connection; the last ones are the web side's
+    // (users and sessions), and the storage lock goes with them.
+    sd.step("database: closed", shutdown::DATABASE_TIMEOUT, move || {
+        drop(ctx);
+        drop(control);
+        drop(lock);
+        Ok(())
+    });
+    let clean = sd.finish();
+    if let Some(w) = hw {
+        if clean {
+            w.disarm();
+        } else {
+            log::error!("hw watchdog: left armed after an incomplete shutdown");
+        }
+    }
+    match stats {
+        Some(s) if s.last_error.is_none() && clean => OK,
+        _ => FAILED,
     }
 }
 
@@ -143,7 +286,7 @@ pub fn demo(data: &Path, listen: &str, seconds: Option<u32>) -> u8 {
         }
     };
     cfg.http.listen = listen;
-    let code = record(&cfg, None, seconds);
+    let code = record(&cfg, None, seconds, Instant::now());
     server.stop();
     code
 }

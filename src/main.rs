@@ -36,7 +36,20 @@ fn main() -> ExitCode {
                 commands::USAGE
             }
         },
-        Command::Run { seconds } => commands::run(&config_path, seconds),
+        Command::Run {
+            seconds,
+            daemon,
+            pidfile,
+            log,
+        } => commands::run(
+            &config_path,
+            seconds,
+            &commands::RunOptions {
+                daemon,
+                pidfile,
+                log,
+            },
+        ),
         Command::Demo {
             data,
             listen,

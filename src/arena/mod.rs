@@ -172,6 +172,15 @@ impl Arena {
         ring::reuse(self.buf.as_ref()?, want, min)
     }
 
+    /// Locks the arena in memory (`mlock`): with swap on, the frames that
+    /// are being recorded never page out. Needs root or RLIMIT_MEMLOCK.
+    pub fn lock_in_memory(&self) -> std::io::Result<()> {
+        match &self.buf {
+            Some(b) => b.lock_in_memory(),
+            None => Ok(()),
+        }
+    }
+
     /// Bytes of the arena no ring uses now.
     pub fn free_bytes(&self) -> usize {
         self.buf.as_ref().map_or(0, |b| b.free_bytes())

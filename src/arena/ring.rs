@@ -105,6 +105,21 @@ impl Buffer {
     }
 }
 
+impl Buffer {
+    /// Locks the allocation in memory (`mlock`), so that with swap on no
+    /// frame ever waits on the disk (daemon::swap).
+    pub(super) fn lock_in_memory(&self) -> std::io::Result<()> {
+        // SAFETY: the range is this live allocation; mlock only pins it.
+        let rc =
+            unsafe { libc::mlock(self.ptr.as_ptr() as *const libc::c_void, self.layout.size()) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+}
+
 // SAFETY: `Buffer` is a plain owned allocation; which thread may touch which
 // bytes of it is decided by the ring protocol, enforced in `Ring`.
 unsafe impl Send for Buffer {}

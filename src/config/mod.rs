@@ -66,6 +66,18 @@ pub struct System {
     /// Streams connect one after another, this far apart, so that start-up
     /// never spikes memory or CPU.
     pub stream_start_spacing_ms: u32,
+    /// Software watchdog: a stream that is streaming but delivers no frame
+    /// for this long has its session restarted (reconnect), logged and
+    /// counted. Longer than the RTSP client's own 10 s "no packet" timeout
+    /// by default, so that this catches what that cannot: packets that
+    /// make no frames, and a session stuck elsewhere.
+    pub stream_timeout_s: u32,
+    /// Hardware watchdog device (`/dev/watchdog`), petted while the writer
+    /// and the streams are healthy; `None`: off.
+    pub hw_watchdog: Option<PathBuf>,
+    /// How long the writer may go without answering, or a stream stay
+    /// stuck, before the hardware watchdog is no longer petted.
+    pub hw_watchdog_stall_s: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,6 +287,19 @@ impl Config {
             s,
             "stream_start_spacing_ms = {}",
             self.system.stream_start_spacing_ms
+        );
+        let _ = writeln!(s, "stream_timeout_s = {}", self.system.stream_timeout_s);
+        let hw = self
+            .system
+            .hw_watchdog
+            .as_deref()
+            .map(p)
+            .unwrap_or_else(|| q(""));
+        let _ = writeln!(s, "hw_watchdog = {hw}");
+        let _ = writeln!(
+            s,
+            "hw_watchdog_stall_s = {}",
+            self.system.hw_watchdog_stall_s
         );
         for c in &self.cameras {
             let _ = writeln!(s, "\n[[camera]]");

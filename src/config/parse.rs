@@ -134,9 +134,20 @@ impl<'t> Walker<'t> {
         };
 
         let y = section("system");
-        y.allow(&["stream_start_spacing_ms"])?;
+        y.allow(&[
+            "stream_start_spacing_ms",
+            "stream_timeout_s",
+            "hw_watchdog",
+            "hw_watchdog_stall_s",
+        ])?;
         let system = System {
             stream_start_spacing_ms: y.int("stream_start_spacing_ms", 0, 60_000)?.unwrap_or(500),
+            stream_timeout_s: y.int("stream_timeout_s", 2, 3600)?.unwrap_or(20),
+            hw_watchdog: y
+                .string("hw_watchdog")?
+                .filter(|s| !s.is_empty())
+                .map(|f| base.join(f)),
+            hw_watchdog_stall_s: y.int("hw_watchdog_stall_s", 2, 3600)?.unwrap_or(60),
         };
 
         let mut cameras: Vec<Camera> = Vec::new();
@@ -425,6 +436,9 @@ enabled = true
         assert_eq!(c.memory.max_frame_kb, 2048);
         assert!(c.http.auth);
         assert_eq!(c.http.mjpeg_fps, 2);
+        assert_eq!(c.system.stream_timeout_s, 20);
+        assert_eq!(c.system.hw_watchdog, None);
+        assert_eq!(c.system.hw_watchdog_stall_s, 60);
         assert!(c.cameras.is_empty());
     }
 
@@ -477,6 +491,8 @@ enabled = true
             ),
             ("[[camera]]\nurl = \"rtsp://h/\"\n", "camera[1].name", 1, "missing"),
             ("storage = 3\n", "storage", 1, "a table"),
+            ("[system]\nstream_timeout_s = 1\n", "system.stream_timeout_s", 2, "between 2"),
+            ("[system]\nhw_watchdog = true\n", "system.hw_watchdog", 2, "a string"),
         ];
         for (text, key, line, needle) in cases {
             let e = parse(text).expect_err(text);
@@ -499,14 +515,22 @@ enabled = true
             "rtsp://192.168.1.10:554/main",
             "rtsp://admin:hunter2@192.168.1.10:554/main",
         );
+        let text = text.replace(
+            "[http]",
+            "[system]\nhw_watchdog = \"/dev/watchdog\"\nstream_timeout_s = 30\n\n[http]",
+        );
         let c = parse(&text).unwrap();
+        assert_eq!(
+            c.system.hw_watchdog.as_deref(),
+            Some(Path::new("/dev/watchdog"))
+        );
         let out = c.to_effective_toml();
         assert!(!out.contains("secret") && !out.contains("hunter2"), "{out}");
         assert!(out.contains("password = \"***\""));
         let dbg = format!("{:?}", c);
         assert!(!dbg.contains("secret") && !dbg.contains("hunter2"), "{dbg}");
         // The effective config is itself a valid config.
-        parse(&out).unwrap();
+        assert_eq!(parse(&out).unwrap().system, c.system);
     }
 
     #[test]

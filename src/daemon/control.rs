@@ -134,6 +134,11 @@ impl Control {
         self.lock().arena.free_bytes()
     }
 
+    /// Locks the arena in memory (with swap on; see `daemon::swap`).
+    pub fn lock_arena(&self) -> std::io::Result<()> {
+        self.lock().arena.lock_in_memory()
+    }
+
     /// Sets the config file that API changes go to and `SIGHUP` reads.
     pub fn set_config_file(&self, path: Option<PathBuf>) {
         self.lock().file = path;
@@ -341,11 +346,12 @@ impl Control {
         Ok(report)
     }
 
-    /// Stops every stream (shutdown); later changes are refused.
-    pub(crate) fn shutdown(&self, timeout: Duration) {
+    /// Stops every stream (shutdown); later changes are refused. Returns
+    /// how many stream threads did not end within `timeout`.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> usize {
         let mut st = self.lock();
         st.stopped = true;
-        std::mem::take(&mut st.streams).shutdown(timeout);
+        std::mem::take(&mut st.streams).shutdown(timeout)
     }
 
     fn reorder(&self, st: &mut State, names: &[String]) {

@@ -3,12 +3,16 @@
 //! the `run` / `demo` commands that start them.
 
 pub mod control;
+pub mod detach;
 pub mod recorder;
 pub mod running;
+pub mod shutdown;
 pub mod status;
 pub mod stop;
 mod stream;
+pub mod swap;
 pub mod ticker;
+pub mod watchdog;
 
 pub use control::Control;
 pub use running::{Running, RunningStream};
@@ -142,15 +146,21 @@ impl Streams {
             .collect()
     }
 
-    /// Stops every stream and waits (bounded) for their threads.
-    pub fn shutdown(self, timeout: Duration) {
+    /// Stops every stream and waits (bounded) for their threads; returns
+    /// how many did not end in time (left running, stopped).
+    pub fn shutdown(self, timeout: Duration) -> usize {
         for h in &self.handles {
             h.stop.stop();
         }
         let deadline = Instant::now() + timeout;
+        let mut left = 0;
         for h in self.handles {
-            drop(join_until(h.thread, deadline, timeout));
+            let had_thread = h.thread.is_some();
+            if join_until(h.thread, deadline, timeout).is_none() && had_thread {
+                left += 1;
+            }
         }
+        left
     }
 }
 

@@ -6,6 +6,7 @@
 //! recording go through [`super::Control`].
 
 use super::control::Control;
+use super::shutdown::{Shutdown, STREAMS_TIMEOUT, WRITER_TIMEOUT};
 use super::{DiscardSink, FrameSink, Running, RunningStream, StopSource, StreamSpec, StreamStatus};
 use crate::arena::{self, FrameMeta, LiveTap, Push, RingReader, RingWriter};
 use crate::config::{Camera, Config, Record, StreamKind};
@@ -13,7 +14,7 @@ use crate::media::Frame;
 use crate::store::format;
 use crate::store::open::Storage;
 use crate::store::pool::PoolReader;
-use crate::store::writer::{wall_90k_now, Writer, WriterStats, WriterStream, TICKS};
+use crate::store::writer::{wall_90k_now, Writer, WriterCommand, WriterStats, WriterStream, TICKS};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -212,6 +213,8 @@ pub struct Recorder {
     control: Arc<Control>,
     writer: Option<std::thread::JoinHandle<WriterStats>>,
     writer_stop: StopSource,
+    /// Reaches the writer thread (the hardware watchdog's probe).
+    writer_commands: std::sync::mpsc::Sender<WriterCommand>,
     /// The storage directory's lock, released when recording has ended.
     _lock: std::fs::File,
 }
@@ -298,6 +301,7 @@ impl Recorder {
             .map_err(|e| format!("cannot start the writer thread: {e}"))?;
         let spacing = Duration::from_millis(config.system.stream_start_spacing_ms.into());
         let streams = super::Streams::start(sinks, spacing);
+        let writer_commands = commands.clone();
         let control = Arc::new(Control::new(
             config.clone(),
             streams,
@@ -311,6 +315,7 @@ impl Recorder {
             control,
             writer: Some(writer),
             writer_stop,
+            writer_commands,
             _lock: lock,
         })
     }
@@ -318,6 +323,56 @@ impl Recorder {
     /// The handle that adds, changes and removes cameras while recording.
     pub fn control(&self) -> Arc<Control> {
         self.control.clone()
+    }
+
+    /// A sender of commands to the writer thread.
+    pub fn writer_commands(&self) -> std::sync::mpsc::Sender<WriterCommand> {
+        self.writer_commands.clone()
+    }
+
+    /// The recorder's steps of the ordered shutdown (see
+    /// [`super::shutdown`]): streams stop, then the writer writes out what
+    /// the rings hold, closes and syncs the open recordings, commits and
+    /// closes its database connection. Returns the writer's counters (when
+    /// it ended in time) and the storage lock, which the caller releases
+    /// once nothing else holds the database.
+    pub fn shutdown_ordered(
+        mut self,
+        sd: &mut Shutdown,
+    ) -> (Option<WriterStats>, Option<std::fs::File>) {
+        let control = self.control.clone();
+        let left = sd.step(
+            "streams: stopped",
+            STREAMS_TIMEOUT + Duration::from_secs(1),
+            move || Ok(control.shutdown(STREAMS_TIMEOUT)),
+        );
+        if left.is_some_and(|n| n > 0) {
+            log::error!(
+                "shutdown: {} stream threads did not stop",
+                left.unwrap_or(0)
+            );
+            sd.fail("streams");
+        }
+        self.writer_stop.stop();
+        let stats = match self.writer.take() {
+            Some(w) => sd
+                .step(
+                    "writer: finalised and synced the open recordings, committed the index",
+                    WRITER_TIMEOUT,
+                    move || {
+                        w.join()
+                            .map_err(|_| "the writer thread panicked".to_owned())
+                    },
+                )
+                .inspect(|stats| {
+                    if let Some(e) = &stats.last_error {
+                        log::error!("shutdown: the writer ended with an error: {e}");
+                        sd.fail("writer");
+                    }
+                }),
+            None => None,
+        };
+        (stats, Some(self._lock))
     }
 
     /// Ordered shutdown: streams first, then the writer finalises.

@@ -61,6 +61,9 @@ pub struct StreamSnapshot {
     pub storage_error: Option<String>,
     /// Times the video parameters changed mid-stream.
     pub param_changes: u32,
+    /// Sessions the software watchdog ended because the stream was
+    /// streaming but delivered no frame (see `daemon::watchdog`).
+    pub watchdog_restarts: u32,
 }
 
 impl Default for StreamSnapshot {
@@ -84,6 +87,7 @@ impl Default for StreamSnapshot {
             last_error: None,
             storage_error: None,
             param_changes: 0,
+            watchdog_restarts: 0,
         }
     }
 }
@@ -97,6 +101,19 @@ struct Inner {
     window_frames: u32,
     measured_fps_milli: Option<u32>,
     last_frame_at: Option<Instant>,
+    /// When `snap.state` last changed.
+    state_since: Option<Instant>,
+    /// When the watchdog last asked the stream to restart its session.
+    kicked_at: Option<Instant>,
+}
+
+impl Inner {
+    fn set_state(&mut self, state: StreamState) {
+        if self.snap.state != state || self.state_since.is_none() {
+            self.state_since = Some(Instant::now());
+        }
+        self.snap.state = state;
+    }
 }
 
 /// The shared state of one stream.
@@ -104,6 +121,10 @@ pub struct StreamStatus {
     pub camera: String,
     pub kind: StreamKind,
     inner: Mutex<Inner>,
+    /// The watchdog's requests to end the current session (see
+    /// [`StreamStatus::kick`]); the stream's thread receives them.
+    kick_tx: smol::channel::Sender<()>,
+    kick_rx: smol::channel::Receiver<()>,
 }
 
 /// Long enough to hold several GOPs: a window of one GOP swings with whether
@@ -112,11 +133,49 @@ const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 impl StreamStatus {
     pub fn new(camera: &str, kind: StreamKind) -> Self {
+        // One pending request is enough: a second before the first was
+        // acted on asks for the same thing.
+        let (kick_tx, kick_rx) = smol::channel::bounded(1);
         StreamStatus {
             camera: camera.to_owned(),
             kind,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                state_since: Some(Instant::now()),
+                ..Inner::default()
+            }),
+            kick_tx,
+            kick_rx,
         }
+    }
+
+    /// Asks the stream's thread to end its current session and connect
+    /// again (the software watchdog's restart); counted. Never blocks.
+    pub fn kick(&self) {
+        self.with(|i| {
+            i.kicked_at = Some(Instant::now());
+            i.snap.watchdog_restarts = i.snap.watchdog_restarts.saturating_add(1);
+        });
+        let _ = self.kick_tx.try_send(());
+    }
+
+    /// Where the stream's thread receives [`StreamStatus::kick`]s.
+    pub fn kicks(&self) -> smol::channel::Receiver<()> {
+        self.kick_rx.clone()
+    }
+
+    /// Time since the watchdog last kicked this stream, if it ever did.
+    pub fn since_kick(&self) -> Option<Duration> {
+        self.with(|i| i.kicked_at.map(|t| t.elapsed()))
+    }
+
+    /// The state, and how long the stream has been in it.
+    pub fn state_for(&self) -> (StreamState, Duration) {
+        self.with(|i| {
+            (
+                i.snap.state,
+                i.state_since.map(|t| t.elapsed()).unwrap_or_default(),
+            )
+        })
     }
 
     /// `camera/main` or `camera/sub`, as used in logs.
@@ -160,12 +219,12 @@ impl StreamStatus {
     }
 
     pub fn set_state(&self, state: StreamState) {
-        self.with(|i| i.snap.state = state);
+        self.with(|i| i.set_state(state));
     }
 
     pub fn set_error(&self, state: StreamState, error: String) {
         self.with(|i| {
-            i.snap.state = state;
+            i.set_state(state);
             i.snap.last_error = Some(error);
         });
     }
@@ -193,8 +252,8 @@ impl StreamStatus {
     pub fn count_frame(&self, bytes: usize, key: bool) {
         let now = Instant::now();
         self.with(|i| {
+            i.set_state(StreamState::Streaming);
             let s = &mut i.snap;
-            s.state = StreamState::Streaming;
             s.frames += 1;
             s.key_frames += u64::from(key);
             s.bytes += bytes as u64;

@@ -1,9 +1,9 @@
 //! One stream's thread: a smol `LocalExecutor` running the RTSP session,
 //! restarted with exponential backoff and jitter when it fails.
 
-use super::{FrameSink, StopToken, StreamState, StreamStatus};
+use super::{FrameSink, StopSource, StopToken, StreamState, StreamStatus};
 use crate::config::{Camera, Config, StreamKind, Transport};
-use crate::rtsp::client::{run_session, SessionMemory, SessionOptions};
+use crate::rtsp::client::{run_session, SessionError, SessionMemory, SessionOptions};
 use futures_lite::future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -183,15 +183,35 @@ async fn run_stream(
         attempt += 1;
         let started = Instant::now();
         let frames_before = status.snapshot().frames;
-        let result = run_session(&spec.session, &status, sink, &stop, &mut memory).await;
-        sink.discontinuity();
-        let err = match result {
-            Ok(()) => break,
-            Err(e) => e,
+        // The session has a stop of its own, which the stream's stop and
+        // the watchdog's kick both trigger (see `daemon::watchdog`).
+        let kicks = status.kicks();
+        while kicks.try_recv().is_ok() {}
+        let session_stop = StopSource::new();
+        let session_token = session_stop.token();
+        let watch = async {
+            future::or(stop.stopped(), async {
+                let _ = kicks.recv().await;
+            })
+            .await;
+            session_stop.stop();
+            future::pending::<Result<(), SessionError>>().await
         };
+        let result = future::or(
+            run_session(&spec.session, &status, sink, &session_token, &mut memory),
+            watch,
+        )
+        .await;
+        sink.discontinuity();
         if stop.is_stopped() {
             break;
         }
+        let err = match result {
+            // Only a stop ends a session without an error, and this one
+            // was the watchdog's kick.
+            Ok(()) => "restarted by the watchdog: streaming, but no frame".to_owned(),
+            Err(e) => e.to_string(),
+        };
         let streamed = status.snapshot().frames > frames_before;
         if streamed && started.elapsed() >= HEALTHY {
             backoff.reset();
@@ -208,7 +228,7 @@ async fn run_stream(
             "{label}: {err}; reconnecting in {:.1} s",
             delay.as_secs_f32()
         );
-        status.set_error(state, err.to_string());
+        status.set_error(state, err);
         sleep_or_stop(delay, &stop).await;
     }
     log::info!("{label}: stopped");

@@ -640,6 +640,7 @@ impl Worker {
                 "frames_dropped": n.frames_dropped,
                 "packets_lost": n.packets_lost,
                 "reconnects": n.reconnects,
+                "watchdog_restarts": n.watchdog_restarts,
                 "last_error": n.last_error,
                 "storage_error": n.storage_error,
             });

@@ -51,7 +51,7 @@ pub fn render(m: &Metrics<'_>) -> String {
     let _ = writeln!(out, "vigil_uptime_seconds {}", m.uptime_s);
 
     type Field = fn(&StreamSnapshot) -> u64;
-    let per_stream: [(&str, &str, &str, Field); 9] = [
+    let per_stream: [(&str, &str, &str, Field); 10] = [
         (
             "vigil_stream_up",
             "gauge",
@@ -87,6 +87,12 @@ pub fn render(m: &Metrics<'_>) -> String {
             "counter",
             "Reconnections to the camera.",
             |s| u64::from(s.reconnects),
+        ),
+        (
+            "vigil_stream_watchdog_restarts_total",
+            "counter",
+            "Sessions restarted by the watchdog (streaming, but no frame).",
+            |s| u64::from(s.watchdog_restarts),
         ),
         (
             "vigil_stream_bitrate_bits_per_second",

@@ -1,0 +1,446 @@
+//! The daemon life cycle with the real binary: `vigil run --daemon
+//! --pidfile P --log L` (detached, pid file, readiness), a stale pid file
+//! replaced, a live one refused, SIGTERM's ordered shutdown (every step
+//! logged with its time, recordings closed, `vigil check` clean), the
+//! hardware watchdog petted (a regular file stands in for the device) and
+//! disarmed, the software watchdog restarting a camera that stops sending
+//! while keeping its connection, and the start-up time to the first frame.
+
+mod fakecam;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use vigil::camera::{CameraServer, ServerOptions};
+
+const T: Duration = Duration::from_secs(30);
+const BIN: &str = env!("CARGO_BIN_EXE_vigil");
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-daemon-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn wait_for<V>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<V>) -> V {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(addr: SocketAddr, target: &str) -> Option<Value> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
+    serde_json::from_slice(&out[split + 4..]).ok()
+}
+
+/// The first camera's first stream in /api/status.
+fn first_stream(addr: SocketAddr) -> Option<Value> {
+    let v = get(addr, "/api/status")?;
+    Some(v["cameras"][0]["streams"][0].clone())
+}
+
+fn config(dir: &Path, port: u16, extra_system: &str, cameras: &str) -> PathBuf {
+    let text = format!(
+        "[storage]\npath = \"data\"\npool_size_mb = 4\npools = 4\nsync_interval_ms = 300\n\n\
+         [memory]\narena_mb = 4\n\n[system]\nstream_start_spacing_ms = 0\n{extra_system}\n\n\
+         [http]\nlisten = \"127.0.0.1:{port}\"\nauth = false\n{cameras}"
+    );
+    let path = dir.join("vigil.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn camera(name: &str, url: &str) -> String {
+    format!("\n[[camera]]\nname = \"{name}\"\nurl = \"{url}\"\nsegment_seconds = 5\n")
+}
+
+/// `vigil` in the foreground, its stderr collected line by line.
+struct Vigil {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Vigil {
+    fn start(config: &Path, args: &[&str]) -> Vigil {
+        let mut child = Command::new(BIN)
+            .arg("-c")
+            .arg(config)
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                l.lock().unwrap().push(line);
+            }
+        });
+        Vigil { child, log }
+    }
+
+    fn find(&self, needles: &[&str]) -> Option<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| needles.iter().all(|n| l.contains(n)))
+            .cloned()
+    }
+
+    fn wait_log(&self, needles: &[&str]) -> String {
+        wait_for(T, &format!("a log line with {needles:?}"), || {
+            self.find(needles)
+        })
+    }
+
+    fn dump(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: signalling our own child, which has not been reaped.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, sig) },
+            0
+        );
+    }
+}
+
+impl Drop for Vigil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn vigil(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `vigil check` is clean and the stream's last recording is closed.
+fn assert_storage_clean(config: &Path, camera: &str) {
+    let out = vigil(config, &["check"]);
+    assert!(
+        out.status.success(),
+        "vigil check: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = vigil(config, &["list", "--camera", camera, "--json"]);
+    assert!(out.status.success());
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    assert!(!list.is_empty(), "no recordings");
+    assert!(
+        list.iter().all(|r| r["open"] == false),
+        "a recording is still open: {list:?}"
+    );
+}
+
+/// A process's (state, ppid, session) from /proc, `None` once reaped.
+fn proc_stat(pid: u32) -> Option<(String, u32, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some((f[0].to_owned(), f[1].parse().ok()?, f[3].parse().ok()?))
+}
+
+fn gone(pid: u32) -> bool {
+    proc_stat(pid).is_none_or(|(state, _, _)| state == "Z" || state == "X")
+}
+
+fn shutdown_steps(log: &str) {
+    for step in [
+        "shutdown 1: http",
+        "shutdown 2: streams",
+        "shutdown 3: writer",
+        "shutdown 4: database",
+        "shutdown: complete in",
+    ] {
+        assert!(log.contains(step), "no {step:?} in the log:\n{log}");
+    }
+    // In that order.
+    let at = |s: &str| log.find(s).unwrap();
+    assert!(at("shutdown 1:") < at("shutdown 2:") && at("shutdown 3:") < at("shutdown 4:"));
+}
+
+#[test]
+fn daemon_detaches_refuses_a_second_one_and_shuts_down_in_order() {
+    let dir = temp_dir("detach");
+    let cam = CameraServer::start(ServerOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        auth: None,
+        bitrate_kbps: Some(300),
+    })
+    .unwrap();
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    // A regular file stands in for /dev/watchdog.
+    let wd = dir.join("watchdog");
+    std::fs::write(&wd, b"").unwrap();
+    let cfg = config(
+        &dir,
+        port,
+        "hw_watchdog = \"watchdog\"",
+        &camera("a", &cam.url("h264/a")),
+    );
+    let pidfile = dir.join("run/vigil.pid");
+    std::fs::create_dir_all(pidfile.parent().unwrap()).unwrap();
+    let log = dir.join("vigil.log");
+    let p = pidfile.to_str().unwrap();
+    let l = log.to_str().unwrap();
+
+    // The starting process returns once the daemon records and serves.
+    let t0 = Instant::now();
+    let out = vigil(&cfg, &["run", "--daemon", "--pidfile", p, "--log", l]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(t0.elapsed() < T);
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let (state, ppid, sid) = proc_stat(pid).expect("the daemon runs");
+    assert_ne!(state, "Z");
+    // Detached: not our child, in a session of its own (whose leader, the
+    // first child, has exited), working in /.
+    let me = std::process::id();
+    let (_, _, my_sid) = proc_stat(me).unwrap();
+    assert_ne!(ppid, me);
+    assert_ne!(sid, my_sid);
+    assert_ne!(sid, pid, "the daemon must not be a session leader");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    wait_for(T, "frames", || {
+        first_stream(addr).filter(|s| s["frames"].as_u64() > Some(20))
+    });
+    // The watchdog device is petted.
+    wait_for(T, "pets", || {
+        (std::fs::metadata(&wd).ok()?.len() >= 2).then_some(())
+    });
+
+    // A second one is refused, naming the pid: as a daemon and in the
+    // foreground.
+    for args in [
+        &["run", "--daemon", "--pidfile", p][..],
+        &["run", "--pidfile", p][..],
+    ] {
+        let out = vigil(&cfg, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("already running as pid {pid}")),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        pid.to_string()
+    );
+
+    // SIGHUP in daemon mode: the config is reloaded and the log reopened
+    // (after a rotation by `mv`).
+    std::fs::rename(&log, dir.join("vigil.log.1")).unwrap();
+    // SAFETY: signalling the daemon, whose pid file we just read.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) }, 0);
+    wait_for(T, "the reload in a new log", || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("reload of").then_some(())
+    });
+    let rotated = std::fs::read_to_string(dir.join("vigil.log.1")).unwrap();
+    assert!(rotated.contains("running as a daemon"), "{rotated}");
+
+    // SIGTERM: an ordered, bounded shutdown.
+    let t0 = Instant::now();
+    // SAFETY: signalling the daemon, whose pid file we just read.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) }, 0);
+    wait_for(T, "the daemon to exit", || gone(pid).then_some(()));
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(!pidfile.exists(), "the pid file is left");
+    let text = std::fs::read_to_string(&log).unwrap();
+    shutdown_steps(&text);
+    assert!(
+        rotated.contains("hw watchdog: ") && text.contains("disarmed"),
+        "{text}"
+    );
+    let pets = std::fs::read(&wd).unwrap();
+    assert_eq!(pets.last(), Some(&b'V'), "not disarmed");
+    assert_storage_clean(&cfg, "a");
+
+    // A config error reaches the terminal of whoever starts the daemon.
+    std::fs::write(&cfg, "[storage]\npools = 1\n").unwrap();
+    let out = vigil(&cfg, &["run", "--daemon", "--pidfile", p]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("storage.pools"));
+    // A busy port too, reported by the daemon through the starting process.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = config(
+        &dir,
+        busy.local_addr().unwrap().port(),
+        "",
+        &camera("a", &cam.url("h264/a")),
+    );
+    let out = vigil(&cfg, &["run", "--daemon", "--pidfile", p, "--log", l]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+    assert!(!pidfile.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn stale_pid_file_replaced_startup_timed_and_sigterm_exits_zero() {
+    let dir = temp_dir("stale");
+    let cam = CameraServer::start(ServerOptions {
+        listen: ([127, 0, 0, 1], 0).into(),
+        auth: None,
+        bitrate_kbps: None,
+    })
+    .unwrap();
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let cfg = config(&dir, port, "", &camera("a", &cam.url("h264/a")));
+    // Storage made beforehand, as an installed box has it.
+    let out = vigil(&cfg, &["init"]);
+    assert!(out.status.success());
+    // A pid file left by a process that is not vigil.
+    let mut other = Command::new("sleep").arg("60").spawn().unwrap();
+    let pidfile = dir.join("vigil.pid");
+    std::fs::write(&pidfile, format!("{}\n", other.id())).unwrap();
+
+    let t0 = Instant::now();
+    let v = Vigil::start(&cfg, &["--pidfile", pidfile.to_str().unwrap()]);
+    // Start-up to the first frame, as a client sees it.
+    let first = wait_for(T, "the first frame", || {
+        first_stream(addr).filter(|s| s["frames"].as_u64() > Some(0))
+    });
+    let startup = t0.elapsed();
+    assert_eq!(first["state"], "streaming");
+    let line = v.wait_log(&["start-up: first frame of a/main"]);
+    eprintln!("start-up: {startup:?} from spawn to the first frame in /api/status; {line}");
+    // 2 s on an idle machine; the bound leaves room for a loaded CI.
+    assert!(
+        startup < Duration::from_secs(6),
+        "{startup:?}\n{}",
+        v.dump()
+    );
+    let line = v.wait_log(&["stale pid file"]);
+    assert!(line.contains("not vigil"), "{line}");
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        v.child.id().to_string()
+    );
+    other.kill().unwrap();
+    other.wait().unwrap();
+
+    wait_for(T, "some recording", || {
+        first_stream(addr).filter(|s| s["frames"].as_u64() > Some(50))
+    });
+    let mut v = v;
+    let t0 = Instant::now();
+    v.signal(libc::SIGTERM);
+    let status = wait_for(T, "vigil to exit", || v.child.try_wait().ok().flatten());
+    let took = t0.elapsed();
+    assert!(status.success(), "{status:?}\n{}", v.dump());
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    let log = v.dump();
+    shutdown_steps(&log);
+    for l in log.lines().filter(|l| l.contains("shutdown")) {
+        eprintln!("{l}");
+    }
+    assert!(!pidfile.exists());
+    assert_storage_clean(&cfg, "a");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn watchdog_restarts_a_camera_that_stops_sending_but_stays_connected() {
+    let dir = temp_dir("watchdog");
+    // Sends 30 frames (0.3 s) after each PLAY, then keeps the connection
+    // open and silent.
+    let cam = fakecam::FakeCamera::start(fakecam::Script {
+        frames: 30,
+        ..fakecam::Script::default()
+    });
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let cfg = config(
+        &dir,
+        port,
+        "stream_timeout_s = 2",
+        &camera("a", &cam.url("stream")),
+    );
+    let t0 = Instant::now();
+    let v = Vigil::start(&cfg, &[]);
+    let line = v.wait_log(&["a/main: watchdog: streaming but no frame"]);
+    // Well before the RTSP client's own 10 s no-data timeout.
+    assert!(
+        t0.elapsed() < Duration::from_secs(9),
+        "{:?}\n{}",
+        t0.elapsed(),
+        v.dump()
+    );
+    eprintln!("{line}");
+    v.wait_log(&["a/main: restarted by the watchdog"]);
+    let s = wait_for(T, "a restarted session streaming", || {
+        first_stream(addr).filter(|s| {
+            s["watchdog_restarts"].as_u64() >= Some(1) && s["reconnects"].as_u64() >= Some(1)
+        })
+    });
+    assert!(s["frames"].as_u64() >= Some(30), "{s}");
+    // The camera saw a new session: a second PLAY.
+    wait_for(T, "a second PLAY", || {
+        (cam.methods().iter().filter(|m| *m == "PLAY").count() >= 2).then_some(())
+    });
+    assert!(v.find(&["no video data"]).is_none(), "{}", v.dump());
+    let mut v = v;
+    v.signal(libc::SIGINT);
+    let status = wait_for(T, "vigil to exit", || v.child.try_wait().ok().flatten());
+    assert!(status.success(), "{status:?}\n{}", v.dump());
+    let _ = std::fs::remove_dir_all(&dir);
+}
