@@ -31,8 +31,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin=${VIGIL_BIN:-target/release/vigil}
-[ -x "$bin" ] || cargo build --release --quiet
+# The binary measured: by default a static release build for this machine,
+# as the boards run (static musl); a dynamically linked glibc binary
+# carries about 1.7 MiB more of shared libraries (libstdc++, libc, libm,
+# ld.so) mapped in. VIGIL_BIN=target/release/vigil measures that one.
+host=$(rustc -vV | sed -n 's/^host: //p')
+if [ -z "${VIGIL_BIN:-}" ]; then
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --quiet --target "$host"
+  bin=target/$host/release/vigil
+else
+  bin=$VIGIL_BIN
+fi
+[ -x "$bin" ] || { echo "memtest: no binary $bin" >&2; exit 1; }
+if readelf -l "$bin" 2>/dev/null | grep -q 'INTERP'; then link=dynamic; else link=static; fi
+echo "memtest: $bin ($link)"
 [ $# -gt 0 ] || set -- idle load soak cap
 command -v curl >/dev/null || { echo "memtest: curl is needed" >&2; exit 1; }
 
@@ -92,18 +104,20 @@ make_cap() {
   echo rlimit
 }
 
-# OOM kills and limit hits of a cap: "oom_kills failcnt".
+# OOM kills, limit hits and the peak charge (KiB; page cache included) of
+# a cap: "oom_kills failcnt peak_kib".
 cap_counters() {
-  local kind=$1 d=$2
+  local kind=$1 d=$2 k p
   case $kind in
-    v2) echo "$(awk '$1 == "oom_kill" {print $2}' "$d/memory.events" 2>/dev/null || echo 0)" \
-             "$(awk '$1 == "max" {print $2}' "$d/memory.events" 2>/dev/null || echo 0)" ;;
-    v1) local k
-        k=$(awk '$1 == "oom_kill" {print $2}' "$d/memory.oom_control" 2>/dev/null || true)
+    v2) p=$(cat "$d/memory.peak" 2>/dev/null || echo 0)
+        echo "$(awk '$1 == "oom_kill" {print $2}' "$d/memory.events" 2>/dev/null || echo 0)" \
+             "$(awk '$1 == "max" {print $2}' "$d/memory.events" 2>/dev/null || echo 0)" $((p / 1024)) ;;
+    v1) k=$(awk '$1 == "oom_kill" {print $2}' "$d/memory.oom_control" 2>/dev/null || true)
         # Kernels before 4.13 have no oom_kill line: under_oom is the sign.
         [ -n "$k" ] || k=$(awk '$1 == "under_oom" {print $2}' "$d/memory.oom_control" 2>/dev/null || echo 0)
-        echo "${k:-0} $(cat "$d/memory.failcnt" 2>/dev/null || echo 0)" ;;
-    *) echo "0 0" ;;
+        p=$(cat "$d/memory.max_usage_in_bytes" 2>/dev/null || echo 0)
+        echo "${k:-0} $(cat "$d/memory.failcnt" 2>/dev/null || echo 0) $((p / 1024))" ;;
+    *) echo "0 0 -" ;;
   esac
 }
 
@@ -330,7 +344,7 @@ scenario_cap() {
   read -r f1 d1 < <(counters)
   read -r asize aused < <(arena)
   alive=$(kill -0 "$rec" 2>/dev/null && echo 1 || echo 0)
-  read -r ooms hits < <(cap_counters "$cap_kind" "$cap_dir")
+  read -r ooms hits cg_peak < <(cap_counters "$cap_kind" "$cap_dir")
   # Every stream recorded during the run.
   local idle_streams
   idle_streams=$(join <(echo "$before") <(echo "$after") | awk '$3 <= $2' | wc -l)
@@ -341,7 +355,7 @@ scenario_cap() {
   echo "memtest cap: streams=8 kbps=2000 viewers=2 cap=$cap_kind:${cap_mb}MiB peak_rss_kib=$peak" \
        "mean_rss_kib=$steady arena_bytes=$asize arena_used_peak_kib=$arena_peak" \
        "frames=$((f1 - f0)) dropped=$((d1 - d0)) stalled_intervals=$stalled idle_streams=$idle_streams" \
-       "alive=$alive oom_kills=$ooms limit_hits=$hits $(verdict $ok)"
+       "alive=$alive oom_kills=$ooms limit_hits=$hits cgroup_peak_kib=$cg_peak $(verdict $ok)"
 }
 
 start_camera

@@ -513,10 +513,7 @@ pub(crate) fn parse_transport(value: &str) -> Option<Requested> {
 /// `trackID=0` removed, with a trailing slash). The bitrate is a path
 /// segment rather than a query because clients build the SETUP and PLAY
 /// URLs from the Content-Base, which keeps the path but not the query.
-fn route(
-    clips: &'static [Clip],
-    url: Option<&Url>,
-) -> Result<(&'static Clip, String), StatusCode> {
+fn route(clips: &'static [Clip], url: Option<&Url>) -> Result<(&'static Clip, String), StatusCode> {
     let url = url.ok_or(StatusCode::NotFound)?;
     let mut segments: Vec<&str> = url
         .path_segments()
@@ -531,7 +528,11 @@ fn route(
         .iter()
         .find(|c| c.info.name == name)
         .ok_or(StatusCode::NotFound)?;
-    for kbps in segments.iter().skip(1).filter_map(|s| s.strip_prefix("kbps=")) {
+    for kbps in segments
+        .iter()
+        .skip(1)
+        .filter_map(|s| s.strip_prefix("kbps="))
+    {
         let kbps = kbps
             .parse::<u32>()
             .ok()
@@ -1262,14 +1263,18 @@ mod tests {
     fn routes_by_first_segment() {
         let clips = super::super::clip::clips().unwrap();
         let url = |s: &str| Url::parse(s).unwrap();
-        let (c, base) = route(clips, Some(&url("rtsp://u:p@127.0.0.1:8554/h264/cam7?x=1"))).unwrap();
+        let (c, base) =
+            route(clips, Some(&url("rtsp://u:p@127.0.0.1:8554/h264/cam7?x=1"))).unwrap();
         assert_eq!(c.info.name, "h264");
         assert_eq!(base, "rtsp://127.0.0.1:8554/h264/cam7/");
         let (c, base) = route(clips, Some(&url("rtsp://127.0.0.1:8554/mjpeg/trackID=0"))).unwrap();
         assert_eq!(c.info.name, "mjpeg");
         assert_eq!(base, "rtsp://127.0.0.1:8554/mjpeg/");
         let nf = Some(StatusCode::NotFound);
-        assert_eq!(route(clips, Some(&url("rtsp://127.0.0.1:8554/h266"))).err(), nf);
+        assert_eq!(
+            route(clips, Some(&url("rtsp://127.0.0.1:8554/h266"))).err(),
+            nf
+        );
         assert_eq!(route(clips, Some(&url("rtsp://127.0.0.1:8554/"))).err(), nf);
         assert_eq!(route(clips, None).err(), nf);
     }
@@ -1298,8 +1303,16 @@ mod tests {
         let (sub, _) = at("rtsp://127.0.0.1:8554/h264/cam1-sub/kbps=500/trackID=0");
         let (plain, _) = at("rtsp://127.0.0.1:8554/h264/cam1");
         assert_eq!(main.info.name, "h264");
-        assert!((9990..=10010).contains(&bytes_per_frame(main)), "{}", bytes_per_frame(main));
-        assert!((2490..=2510).contains(&bytes_per_frame(sub)), "{}", bytes_per_frame(sub));
+        assert!(
+            (9990..=10010).contains(&bytes_per_frame(main)),
+            "{}",
+            bytes_per_frame(main)
+        );
+        assert!(
+            (2490..=2510).contains(&bytes_per_frame(sub)),
+            "{}",
+            bytes_per_frame(sub)
+        );
         assert!(bytes_per_frame(plain) < 2490);
         // The same bitrate is the same clips, built once.
         let (again, _) = at("rtsp://127.0.0.1:8554/h264/other/kbps=2000/");
@@ -1309,7 +1322,11 @@ mod tests {
         assert!(std::ptr::eq(main, setup));
         for bad in ["kbps=0", "kbps=100001", "kbps=x", "kbps=", "kbps=-5"] {
             let u = url(&format!("rtsp://127.0.0.1:8554/h264/cam1/{bad}"));
-            assert_eq!(route(clips, Some(&u)).err(), Some(StatusCode::BadRequest), "{bad}");
+            assert_eq!(
+                route(clips, Some(&u)).err(),
+                Some(StatusCode::BadRequest),
+                "{bad}"
+            );
         }
         let u = url("rtsp://127.0.0.1:8554/h266/kbps=500");
         assert_eq!(route(clips, Some(&u)).err(), Some(StatusCode::NotFound));
