@@ -116,7 +116,10 @@ cap_counters() {
         # Kernels before 4.13 have no oom_kill line: under_oom is the sign.
         [ -n "$k" ] || k=$(awk '$1 == "under_oom" {print $2}' "$d/memory.oom_control" 2>/dev/null || echo 0)
         p=$(cat "$d/memory.max_usage_in_bytes" 2>/dev/null || echo 0)
-        echo "${k:-0} $(cat "$d/memory.failcnt" 2>/dev/null || echo 0) $((p / 1024))" ;;
+        # With swap accounted, the memory+swap counter is charged first and
+        # is the one whose limit is hit.
+        echo "${k:-0}" $(( $(cat "$d/memory.failcnt" 2>/dev/null || echo 0) \
+                         + $(cat "$d/memory.memsw.failcnt" 2>/dev/null || echo 0) )) $((p / 1024)) ;;
     *) echo "0 0 -" ;;
   esac
 }
