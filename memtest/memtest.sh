@@ -9,6 +9,7 @@
 #   memtest/memtest.sh [SCENARIO...]     idle load soak cap (default: all)
 #   QUICK=1   the soak lasts 60 s instead of 10 min
 #   KEEP=1    keep the scratch directory (configs, logs, samples)
+#   MJPEG=0   the second viewer of load/soak reads live.mp4, not mjpeg
 #   VIGIL_BIN the binary (default target/release/vigil, built if missing)
 #
 # Scenarios and budgets:
@@ -290,7 +291,11 @@ run_load() {
   start_vigil "$name" $((secs + 60)) 64
   wait_streaming 8
   viewer "$name-live" "http://$http/api/cameras/cam1/live.mp4?stream=main" "$secs"
-  viewer "$name-mjpeg" "http://$http/api/cameras/cam2/mjpeg?stream=sub" "$secs"
+  if [ "${MJPEG:-1}" = 0 ]; then
+    viewer "$name-mjpeg" "http://$http/api/cameras/cam2/live.mp4?stream=sub" "$secs"
+  else
+    viewer "$name-mjpeg" "http://$http/api/cameras/cam2/mjpeg?stream=sub" "$secs"
+  fi
   read -r f0 d0 < <(counters)
   sample "$tmp/$name.rss" "$secs"
   read -r f1 d1 < <(counters)
