@@ -96,8 +96,12 @@ make_cap() {
   d="$base/vigil-memtest-$$-$mb"
   if [ -n "$rel" ] && [ -w "$base" ] && mkdir "$d" 2>/dev/null; then
     if echo "$bytes" >"$d/memory.limit_in_bytes" 2>/dev/null; then
-      # No swapping out of the cap either, where swap is accounted.
-      echo "$bytes" >"$d/memory.memsw.limit_in_bytes" 2>/dev/null || true
+      # No swapping out of the cap either, where there is swap and it is
+      # accounted. (Only then: with a memsw limit this kernel stopped
+      # counting failcnt.)
+      if [ "$(wc -l </proc/swaps)" -gt 1 ]; then
+        echo "$bytes" >"$d/memory.memsw.limit_in_bytes" 2>/dev/null || true
+      fi
       echo "v1 $d"; return
     fi
     rmdir "$d" 2>/dev/null || true
