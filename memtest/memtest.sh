@@ -34,7 +34,7 @@ cd "$(dirname "$0")/.."
 
 # The binary measured: by default a static release build for this machine,
 # as the boards run (static musl); a dynamically linked glibc binary
-# carries about 1.7 MiB more of shared libraries (libstdc++, libc, libm,
+# carries about 1.8 MiB more of shared libraries (libstdc++, libc, libm,
 # ld.so) mapped in. VIGIL_BIN=target/release/vigil measures that one.
 host=$(rustc -vV | sed -n 's/^host: //p')
 if [ -z "${VIGIL_BIN:-}" ]; then
