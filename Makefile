@@ -4,7 +4,7 @@
 CARGO ?= cargo
 FUZZ_RUNS ?= 1000000
 
-.PHONY: all build release demo test test-deps toolchain lint fuzz fuzz-deps bench clean
+.PHONY: all build release demo test test-deps toolchain lint fuzz fuzz-deps bench memtest clean
 
 all: build
 
@@ -39,6 +39,13 @@ test: toolchain test-deps lint
 # Benchmarks that print numbers (release build).
 bench:
 	$(CARGO) bench --bench playback --bench viewers
+
+# The memory harness (memtest/README.md): budgets of idle, load, a 10-minute
+# soak and a 32 MiB hard cap, on a static release build (as the boards
+# run); about 14 minutes. QUICK=1 shortens the soak to 1 minute. Not part
+# of `make test`.
+memtest:
+	QUICK=$(QUICK) bash memtest/memtest.sh
 
 fuzz-deps:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked

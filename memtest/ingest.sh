@@ -9,8 +9,8 @@
 #   memtest/ingest.sh [N_STREAMS] [SECONDS] [KBPS] [TRANSPORT] [CLIP]
 #   defaults:          8           30        2000   tcp         h264
 #
-# The full memory harness (hard caps, viewers, budgets) comes with the
-# embedded issue; this is its first part.
+# The memory harness with hard caps, viewers and budgets is
+# memtest/memtest.sh (`make memtest`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-8}

@@ -129,8 +129,9 @@ Serves the built-in simulated camera over RTSP on ADDR (default
 127.0.0.1:8554; loopback only; port 0 picks a free one, logged at start).
 Paths: /h264, /h265, /mjpeg; anything after the first path segment names
 an independent stream, e.g. /h264/cam7. --bitrate-kbps pads the H.264 and
-H.265 frames with filler data up to N kbit/s, for load tests. Runs until
-SIGINT/SIGTERM.
+H.265 frames with filler data up to N kbit/s, for load tests; a path
+segment kbps=N sets it for one stream (e.g. /h264/cam7/kbps=500; at most
+16 different bitrates). Runs until SIGINT/SIGTERM.
 ";
 
 const USER_HELP: &str = "\

@@ -170,6 +170,9 @@ fn api_over_a_recording_camera() {
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(status["storage"]["bytes_total"], 16u64 << 20);
     assert!(status["memory"]["rss_bytes"].as_u64().unwrap() > 0);
+    // What the rings hold now: present, and within the 4 MiB arena.
+    let arena_used = status["memory"]["arena_used_bytes"].as_u64().unwrap();
+    assert!(arena_used <= 4 << 20, "{arena_used}");
     let cams = status["cameras"].as_array().unwrap();
     assert_eq!(cams[0]["name"], "a");
     assert_eq!(cams[1]["name"], "b");

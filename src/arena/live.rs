@@ -132,4 +132,10 @@ impl LiveTap {
     pub fn frames_stored(&self) -> u32 {
         self.ring.frames_stored()
     }
+
+    /// The ring's counters: its size and the bytes unreleased frames hold,
+    /// for the status page's arena use.
+    pub fn stats(&self) -> super::RingStats {
+        self.ring.stats()
+    }
 }

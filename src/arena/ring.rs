@@ -330,7 +330,7 @@ impl Ring {
         Some((header, record_at + header.total_len() as u64))
     }
 
-    fn stats(&self) -> RingStats {
+    pub(super) fn stats(&self) -> RingStats {
         let head = self.prod.head.load(Ordering::Relaxed);
         let tail = self.cons.tail.load(Ordering::Relaxed);
         RingStats {

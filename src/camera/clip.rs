@@ -21,6 +21,11 @@ static MJPEG_CLIP: &[u8] = include_bytes!("clips/mjpeg.mjpeg");
 /// allocate without limit.
 const MAX_FRAMES: usize = 10_000;
 const MAX_NALS_PER_FRAME: usize = 64;
+/// Distinct bitrates [`clips_at_bitrate`] builds clips for (each kept for
+/// the life of the process, with a filler unit of up to 500 KB per codec).
+pub(crate) const MAX_BITRATES: usize = 16;
+/// The bitrates a stream may ask for, kbit/s (as `--bitrate-kbps`).
+pub(crate) const BITRATE_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
 
 /// One frame of a clip, ready to packetize.
 #[derive(Debug)]
@@ -68,13 +73,30 @@ pub(crate) fn clips() -> Result<&'static [Clip], String> {
 /// `kbps` (for load tests at a realistic bitrate; a clip already above it,
 /// and the MJPEG clip, are served as they are). Built once per bitrate and
 /// kept for the life of the process, so sessions stay allocation-free.
+/// Clients choose the bitrate per stream (`/h264/cam1/kbps=500`), so the
+/// number of distinct bitrates is bounded ([`MAX_BITRATES`]): past it,
+/// an error rather than memory without bound.
 pub(crate) fn clips_at_bitrate(kbps: u32) -> Result<&'static [Clip], String> {
     static PADDED: std::sync::Mutex<Vec<(u32, &'static [Clip])>> =
         std::sync::Mutex::new(Vec::new());
     let base = clips()?;
     let mut cache = PADDED.lock().unwrap_or_else(|e| e.into_inner());
+    padded_from(&mut cache, base, kbps)
+}
+
+/// [`clips_at_bitrate`] with its cache given, so the bound can be tested.
+fn padded_from(
+    cache: &mut Vec<(u32, &'static [Clip])>,
+    base: &[Clip],
+    kbps: u32,
+) -> Result<&'static [Clip], String> {
     if let Some((_, c)) = cache.iter().find(|(k, _)| *k == kbps) {
         return Ok(c);
+    }
+    if cache.len() >= MAX_BITRATES {
+        return Err(format!(
+            "at most {MAX_BITRATES} different bitrates per process; {kbps} kbit/s is one too many"
+        ));
     }
     let padded: Vec<Clip> = base.iter().map(|c| pad_clip(c, kbps)).collect();
     let leaked: &'static [Clip] = Vec::leak(padded);
@@ -510,6 +532,20 @@ pub(crate) fn parse_jpeg(data: &[u8]) -> Result<(JpegFrame<'_>, usize), &'static
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn distinct_bitrates_are_bounded() {
+        let base = clips().expect("clips index");
+        let mut cache = Vec::new();
+        // Bitrates below the clips' own: no filler, only the frame lists.
+        for kbps in 1..=MAX_BITRATES as u32 {
+            assert!(padded_from(&mut cache, base, kbps).is_ok(), "{kbps}");
+        }
+        let first = padded_from(&mut cache, base, 1).expect("a known bitrate");
+        assert!(std::ptr::eq(first, cache[0].1), "built again");
+        assert!(padded_from(&mut cache, base, MAX_BITRATES as u32 + 1).is_err());
+        assert_eq!(cache.len(), MAX_BITRATES);
+    }
 
     #[test]
     fn embedded_clips_match_their_info() {

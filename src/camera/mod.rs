@@ -5,7 +5,8 @@
 //! benchmarks. `rtsp://HOST:PORT/<clip>[/<anything>]` plays the clip named
 //! by the first path segment (`h264`, `h265`, `mjpeg`); the rest of the
 //! path names an independent stream, so a benchmark can open
-//! `/h264/cam1` ... `/h264/cam500`. RTP goes over TCP (interleaved) or
+//! `/h264/cam1` ... `/h264/cam500`; a segment `kbps=N` pads that stream to
+//! N kbit/s (`/h264/cam1/kbps=500`). RTP goes over TCP (interleaved) or
 //! UDP, with continuous timestamps and sequence numbers across loops of
 //! the clip. It listens on loopback only.
 //!

@@ -13,7 +13,7 @@
 //! loops with continuous timestamps.
 
 use super::auth::Authenticator;
-use super::clip::{Clip, ClipFrame};
+use super::clip::{clips_at_bitrate, Clip, ClipFrame, BITRATE_RANGE};
 use super::packetize::{sender_report, FrameRef, Packetizer, RtpState, MAX_PACKET};
 use crate::media::Codec;
 use async_io::{Async, Timer};
@@ -507,24 +507,53 @@ pub(crate) fn parse_transport(value: &str) -> Option<Requested> {
     None
 }
 
-/// The path of a request URL: the clip its first segment names, and the
+/// The path of a request URL: the clip its first segment names, at the
+/// bitrate a later `kbps=N` segment asks for (else the server's), and the
 /// URL to give as Content-Base (credentials, query and the track's
-/// `trackID=0` removed, with a trailing slash).
-fn route(clips: &'static [Clip], url: Option<&Url>) -> Option<(&'static Clip, String)> {
-    let url = url?;
-    let mut segments: Vec<&str> = url.path_segments()?.filter(|s| !s.is_empty()).collect();
+/// `trackID=0` removed, with a trailing slash). The bitrate is a path
+/// segment rather than a query because clients build the SETUP and PLAY
+/// URLs from the Content-Base, which keeps the path but not the query.
+fn route(clips: &'static [Clip], url: Option<&Url>) -> Result<(&'static Clip, String), StatusCode> {
+    let url = url.ok_or(StatusCode::NotFound)?;
+    let mut segments: Vec<&str> = url
+        .path_segments()
+        .ok_or(StatusCode::NotFound)?
+        .filter(|s| !s.is_empty())
+        .collect();
     if segments.last() == Some(&"trackID=0") {
         segments.pop();
     }
-    let name = *segments.first()?;
-    let clip = clips.iter().find(|c| c.info.name == name)?;
+    let name = *segments.first().ok_or(StatusCode::NotFound)?;
+    let mut clip = clips
+        .iter()
+        .find(|c| c.info.name == name)
+        .ok_or(StatusCode::NotFound)?;
+    for kbps in segments
+        .iter()
+        .skip(1)
+        .filter_map(|s| s.strip_prefix("kbps="))
+    {
+        let kbps = kbps
+            .parse::<u32>()
+            .ok()
+            .filter(|k| BITRATE_RANGE.contains(k))
+            .ok_or(StatusCode::BadRequest)?;
+        let set = clips_at_bitrate(kbps).map_err(|e| {
+            log::warn!("camera: {e}");
+            StatusCode::NotEnoughBandwidth
+        })?;
+        clip = set
+            .iter()
+            .find(|c| c.info.name == name)
+            .ok_or(StatusCode::NotFound)?;
+    }
     let mut base = url.clone();
     let _ = base.set_username("");
     let _ = base.set_password(None);
     base.set_query(None);
     base.set_fragment(None);
     base.set_path(&format!("/{}/", segments.join("/")));
-    Some((clip, base.to_string()))
+    Ok((clip, base.to_string()))
 }
 
 /// The `Session` header's id (without `;timeout=`).
@@ -908,8 +937,9 @@ impl Conn {
     }
 
     fn describe(&mut self, req: &rtsp_types::Request<&[u8]>) -> Reply {
-        let Some((clip, base)) = route(self.shared.clips, req.request_uri()) else {
-            return Reply::new(StatusCode::NotFound);
+        let (clip, base) = match route(self.shared.clips, req.request_uri()) {
+            Ok(r) => r,
+            Err(status) => return Reply::new(status),
         };
         let origin = random_u64() >> 1;
         let sdp = format!(
@@ -936,8 +966,9 @@ impl Conn {
     }
 
     fn setup(&mut self, req: &rtsp_types::Request<&[u8]>, session: Option<&str>) -> Reply {
-        let Some((clip, _)) = route(self.shared.clips, req.request_uri()) else {
-            return Reply::new(StatusCode::NotFound);
+        let (clip, _) = match route(self.shared.clips, req.request_uri()) {
+            Ok(r) => r,
+            Err(status) => return Reply::new(status),
         };
         if session.is_some() || self.tcp.is_some() {
             // One track per session, one RTP/TCP session per connection.
@@ -1040,7 +1071,9 @@ impl Conn {
         } else {
             return Reply::new(StatusCode::SessionNotFound);
         };
-        let base = route(self.shared.clips, req.request_uri()).map(|(_, b)| b);
+        let base = route(self.shared.clips, req.request_uri())
+            .ok()
+            .map(|(_, b)| b);
         let mut reply = Reply::new(StatusCode::Ok)
             .header(headers::SESSION, id.to_owned())
             .header(headers::RANGE, "npt=0.000-");
@@ -1237,9 +1270,66 @@ mod tests {
         let (c, base) = route(clips, Some(&url("rtsp://127.0.0.1:8554/mjpeg/trackID=0"))).unwrap();
         assert_eq!(c.info.name, "mjpeg");
         assert_eq!(base, "rtsp://127.0.0.1:8554/mjpeg/");
-        assert!(route(clips, Some(&url("rtsp://127.0.0.1:8554/h266"))).is_none());
-        assert!(route(clips, Some(&url("rtsp://127.0.0.1:8554/"))).is_none());
-        assert!(route(clips, None).is_none());
+        let nf = Some(StatusCode::NotFound);
+        assert_eq!(
+            route(clips, Some(&url("rtsp://127.0.0.1:8554/h266"))).err(),
+            nf
+        );
+        assert_eq!(route(clips, Some(&url("rtsp://127.0.0.1:8554/"))).err(), nf);
+        assert_eq!(route(clips, None).err(), nf);
+    }
+
+    /// Mean bytes per frame of a clip's H.26x NAL units.
+    fn bytes_per_frame(clip: &Clip) -> u64 {
+        let total: u64 = clip
+            .frames
+            .iter()
+            .map(|f| match f {
+                ClipFrame::Nals { nals, .. } => nals.iter().map(|n| n.len() as u64).sum(),
+                ClipFrame::Jpeg(_) => 0,
+            })
+            .sum();
+        total / clip.frames.len() as u64
+    }
+
+    #[test]
+    fn a_kbps_segment_sets_the_stream_bitrate() {
+        let clips = super::super::clip::clips().unwrap();
+        let url = |s: &str| Url::parse(s).unwrap();
+        let at = |s: &str| route(clips, Some(&url(s))).unwrap();
+        // 2000 and 500 kbit/s at 25 fps: 10000 and 2500 bytes per frame.
+        let (main, base) = at("rtsp://127.0.0.1:8554/h264/cam1/kbps=2000");
+        assert_eq!(base, "rtsp://127.0.0.1:8554/h264/cam1/kbps=2000/");
+        let (sub, _) = at("rtsp://127.0.0.1:8554/h264/cam1-sub/kbps=500/trackID=0");
+        let (plain, _) = at("rtsp://127.0.0.1:8554/h264/cam1");
+        assert_eq!(main.info.name, "h264");
+        assert!(
+            (9990..=10010).contains(&bytes_per_frame(main)),
+            "{}",
+            bytes_per_frame(main)
+        );
+        assert!(
+            (2490..=2510).contains(&bytes_per_frame(sub)),
+            "{}",
+            bytes_per_frame(sub)
+        );
+        assert!(bytes_per_frame(plain) < 2490);
+        // The same bitrate is the same clips, built once.
+        let (again, _) = at("rtsp://127.0.0.1:8554/h264/other/kbps=2000/");
+        assert!(std::ptr::eq(main, again));
+        // The SETUP URL built from the Content-Base routes to the same clip.
+        let (setup, _) = at(&format!("{base}trackID=0"));
+        assert!(std::ptr::eq(main, setup));
+        for bad in ["kbps=0", "kbps=100001", "kbps=x", "kbps=", "kbps=-5"] {
+            let u = url(&format!("rtsp://127.0.0.1:8554/h264/cam1/{bad}"));
+            assert_eq!(
+                route(clips, Some(&u)).err(),
+                Some(StatusCode::BadRequest),
+                "{bad}"
+            );
+        }
+        let u = url("rtsp://127.0.0.1:8554/h266/kbps=500");
+        assert_eq!(route(clips, Some(&u)).err(), Some(StatusCode::NotFound));
     }
 
     #[test]

@@ -379,6 +379,45 @@ fn tcp_stream_carries_the_clip() {
     srv.stop();
 }
 
+/// RTP payload bytes of the first `frames` frames played from `path`.
+fn payload_bytes(srv: &CameraServer, path: &str, frames: usize) -> usize {
+    let mut c = Client::connect(srv);
+    c.play_tcp(&srv.url(path));
+    let (mut bytes, mut seen) = (0, 0);
+    while seen < frames {
+        let (ch, p) = c.packet().expect("packets keep coming");
+        if ch == 0 {
+            let r = rtp(&p);
+            bytes += r.payload.len();
+            seen += usize::from(r.marker);
+        }
+    }
+    bytes
+}
+
+#[test]
+fn a_kbps_path_segment_sets_one_streams_bitrate() {
+    let srv = server(None);
+    // Two streams of one server, each at its own bitrate, through the
+    // Content-Base the SETUP and PLAY URLs are built from. Every frame
+    // gets the same filler, the clip's mean frame short of the target:
+    // at 25 fps 10,000 bytes a frame for 2000 kbit/s, 2,500 for 500, so
+    // the same 10 frames differ by 75,000 bytes (FU-A headers add a few).
+    let main = payload_bytes(&srv, "h264/cam1/kbps=2000", 10);
+    let sub = payload_bytes(&srv, "h264/cam1-sub/kbps=500", 10);
+    let plain = payload_bytes(&srv, "h264/cam1-plain", 10);
+    assert!(
+        (75_000..76_000).contains(&main.saturating_sub(sub)),
+        "{main} {sub}"
+    );
+    assert!((90_000..110_000).contains(&main), "{main}");
+    assert!(plain < sub, "{plain} {sub}");
+    let mut c = Client::connect(&srv);
+    let r = c.request("DESCRIBE", &srv.url("h264/cam1/kbps=0"), &[]);
+    assert_eq!(r.status, 400);
+    srv.stop();
+}
+
 #[test]
 fn jpeg_packets_have_rfc2435_headers() {
     let srv = server(None);

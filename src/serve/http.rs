@@ -653,6 +653,15 @@ impl Worker {
             .into_iter()
             .map(|(name, streams)| json!({ "name": name, "streams": streams }))
             .collect();
+        // Bytes the rings hold now (frames not yet written out), summed
+        // as u64: a ring's figure is u32.
+        let arena_used: u64 = self
+            .ctx
+            .running
+            .live_sources()
+            .iter()
+            .map(|s| u64::from(s.tap.stats().used))
+            .sum();
         Reply::json(
             200,
             &json!({
@@ -662,6 +671,7 @@ impl Worker {
                 "memory": {
                     "rss_bytes": rss_bytes(),
                     "arena_bytes": self.ctx.arena_bytes,
+                    "arena_used_bytes": arena_used,
                 },
                 "cameras": cameras,
                 "auth": self.ctx.auth.is_some(),

@@ -651,6 +651,10 @@ pub struct ScannedRecord {
 /// 600 KiB); payloads stream through it for the CRC.
 const SCAN_BUF: usize = 1 << 20;
 const _: () = assert!(MAX_HEADER_BYTES as usize <= SCAN_BUF);
+/// The scan buffer's size unless a longer header needs more (it then
+/// grows, up to `SCAN_BUF`): every start-up scans, and a whole megabyte
+/// read ahead there was the idle process's peak memory.
+const SCAN_CHUNK: usize = 64 * 1024;
 
 /// Iterator over the valid records of a pool from a given offset; stops at
 /// the first offset that does not hold one. Then [`end`](Scan::end) says
@@ -661,7 +665,8 @@ pub struct Scan<'a> {
     generation: u64,
     /// The next offset to look at.
     pos: u64,
-    /// Allocated on first use, `SCAN_BUF` long; holds the file bytes
+    /// Allocated on first use, `SCAN_CHUNK` long or as long as the longest
+    /// header seen (at most `SCAN_BUF`); holds the file bytes
     /// `[buf_off, buf_off + buf_len)`.
     buf: Vec<u8>,
     buf_off: u64,
@@ -683,8 +688,9 @@ impl Scan<'_> {
         if pos >= self.buf_off && pos + n as u64 <= have_end {
             return Ok(());
         }
-        if self.buf.is_empty() {
-            self.buf = vec![0; SCAN_BUF];
+        let need = n.clamp(SCAN_CHUNK, SCAN_BUF);
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
         }
         if pos >= self.buf_off && pos < have_end {
             let start = (pos - self.buf_off) as usize;
@@ -695,7 +701,7 @@ impl Scan<'_> {
         }
         self.buf_off = pos;
         let read_from = pos + self.buf_len as u64;
-        let read_end = (pos + SCAN_BUF as u64).min(self.shared.size);
+        let read_end = (pos + self.buf.len() as u64).min(self.shared.size);
         let want = read_end.saturating_sub(read_from) as usize;
         let file = self.shared.file(self.pool).map_err(|e| e.to_string())?;
         let dst = self
@@ -1082,6 +1088,13 @@ mod tests {
         let offs = write_records(&p, 0, POOL_HEADER_BYTES, &recs);
         let found: Vec<_> = p.scan(0, POOL_HEADER_BYTES).map(|r| r.offset).collect();
         assert_eq!(found, offs[..4]);
+        // The buffer stays small over large payloads, and grows only for
+        // the large header.
+        let mut scan = p.scan(0, POOL_HEADER_BYTES);
+        assert!(scan.next().is_some() && scan.next().is_some());
+        assert_eq!(scan.buf.len(), SCAN_CHUNK);
+        assert!(scan.next().is_some());
+        assert!(scan.buf.len() > SCAN_CHUNK && scan.buf.len() <= SCAN_BUF);
 
         // A record filling the pool exactly to its end.
         let room = size - offs[4];
