@@ -43,6 +43,7 @@ import os
 import platform
 import re
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -92,13 +93,28 @@ def proc_status_kib(pid, key):
     return None
 
 
+def proc_pss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 class Sampler:
-    """Samples the RSS of a set of processes every 0.25 s."""
+    """Samples the RSS and PSS of a set of processes every 0.25 s. PSS
+    splits the pages the processes share (ffmpeg's libraries, mapped by
+    every one of its processes) between them: the sum is what they take
+    together, where summed RSS counts shared pages once per process."""
 
     def __init__(self, pids):
         self.pids = list(pids)
         self.hwm = {p: 0 for p in self.pids}
         self.samples = []
+        self.pss = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -106,24 +122,29 @@ class Sampler:
     def run(self):
         while not self.stop.is_set():
             total = 0
+            pss = 0
             alive = 0
             for p in self.pids:
                 rss = proc_status_kib(p, "VmRSS")
                 hwm = proc_status_kib(p, "VmHWM")
-                if rss is not None:
+                ps = proc_pss_kib(p)
+                if rss is not None and ps is not None:
                     total += rss
+                    pss += ps
                     alive += 1
                 if hwm is not None:
                     self.hwm[p] = max(self.hwm[p], hwm)
             if alive == len(self.pids):
                 self.samples.append(total)
+                self.pss.append(pss)
             self.stop.wait(0.25)
 
     def finish(self):
         self.stop.set()
         self.thread.join()
         half = self.samples[len(self.samples) // 2:] or [0]
-        return sum(self.hwm.values()), statistics.median(half)
+        pss = self.pss[len(self.pss) // 2:] or [0]
+        return sum(self.hwm.values()), statistics.median(half), statistics.median(pss)
 
 
 def reap_measured(popen):
@@ -175,10 +196,11 @@ class Camera:
 # ---------------------------------------------------------------- recorders
 
 
-def vigil_config(path, data, urls, arena_mb):
+def vigil_config(path, data, urls, arena_mb=None):
     with open(path, "w") as f:
-        f.write(f'[storage]\npath = "{data}"\npool_size_mb = 256\npools = 4\n')
-        f.write(f"[memory]\narena_mb = {arena_mb}\n")
+        f.write(f'[storage]\npath = "{data}"\npool_size_mb = 128\npools = 4\n')
+        if arena_mb:
+            f.write(f"[memory]\narena_mb = {arena_mb}\n")
         f.write('[http]\nlisten = "127.0.0.1:0"\nauth = false\n')
         f.write("[system]\nstream_start_spacing_ms = 50\n")
         for i, url in enumerate(urls):
@@ -199,7 +221,7 @@ def run_vigil(vigil, camera, n, secs, tmp, arena_mb, tag):
                          stderr=errlog, stdout=subprocess.DEVNULL)
     s = Sampler([p.pid])
     cpu, io = reap_measured(p)
-    peak, steady = s.finish()
+    peak, steady, pss = s.finish()
     streams = []
     for i in range(n):
         out = subprocess.run([vigil, "-c", cfg, "list", "--camera", f"cam{i + 1}", "--json"],
@@ -218,7 +240,8 @@ def run_vigil(vigil, camera, n, secs, tmp, arena_mb, tag):
     with open(os.path.join(d, "run.log")) as f:
         text = f.read()
     dropped = sum(int(x) for x in re.findall(r"(\d+) dropped frames", text)[-n:])
-    return summarize("vigil", n, secs, cpu, io, peak, steady, streams, dropped)
+    shutil.rmtree(d, ignore_errors=True)
+    return summarize("vigil", n, secs, cpu, io, (peak, steady, pss), streams, dropped)
 
 
 def ffprobe_stream(files):
@@ -269,23 +292,25 @@ def run_ffmpeg(camera, n, secs, tmp, tag):
         cpu += c
         io["wchar"] += i["wchar"]
         io["write_bytes"] += i["write_bytes"]
-    peak, steady = s.finish()
+    peak, steady, pss = s.finish()
     streams = []
     for i in range(n):
         files = sorted(f for f in os.listdir(d) if f.startswith(f"cam{i + 1}-"))
         frames, video, lost = ffprobe_stream([os.path.join(d, f) for f in files])
         streams.append({"frames": frames, "bytes": video, "lost": lost, "seconds": frames / FPS})
-    return summarize("ffmpeg", n, secs, cpu, io, peak, steady, streams, 0)
+    shutil.rmtree(d, ignore_errors=True)
+    return summarize("ffmpeg", n, secs, cpu, io, (peak, steady, pss), streams, 0)
 
 
-def summarize(name, n, secs, cpu, io, peak, steady, streams, dropped):
+def summarize(name, n, secs, cpu, io, mem, streams, dropped):
+    peak, steady, pss = mem
     video = sum(s["bytes"] for s in streams)
     minutes = sum(s["seconds"] for s in streams) / 60
     return {
         "name": name, "n": n, "secs": secs, "cpu_s": cpu,
         "cpu_per_min": cpu / minutes if minutes else float("nan"),
         "cpu_pct": 100 * cpu / secs,
-        "peak_kib": peak, "steady_kib": steady,
+        "peak_kib": peak, "steady_kib": steady, "pss_kib": pss,
         "video_bytes": video, "video_min": minutes,
         "wchar_ratio": io["wchar"] / video if video else float("nan"),
         "disk_ratio": io["write_bytes"] / video if video else float("nan"),
@@ -394,7 +419,7 @@ def live_latency(vigil, tmp, secs):
     d = os.path.join(tmp, "live")
     os.makedirs(d)
     cfg = os.path.join(d, "vigil.toml")
-    vigil_config(cfg, os.path.join(d, "data"), [f"rtsp://127.0.0.1:{proxy.port}/h264/live"], 8)
+    vigil_config(cfg, os.path.join(d, "data"), [f"rtsp://127.0.0.1:{proxy.port}/h264/live"])
     subprocess.run([vigil, "-c", cfg, "init"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     logf = os.path.join(d, "run.log")
@@ -412,7 +437,7 @@ def live_latency(vigil, tmp, secs):
             return None
         # Wait for the stream to have a key frame in the ring.
         time.sleep(3)
-        arrivals = fetch_live(port, "cam1", secs)
+        asked, arrivals = fetch_live(port, "cam1", secs)
     finally:
         p.wait()
         proxy.stop.set()
@@ -422,19 +447,23 @@ def live_latency(vigil, tmp, secs):
     for t_arr, size in arrivals:
         window = [(t, s) for t, s in frames if t_arr - 2 <= t <= t_arr]
         same = [t for t, s in window if s == size]
-        if len(same) == 1 and sum(1 for _, s in window if s == size) == 1:
+        # The response starts with the ring's newest key frame and what
+        # followed it, up to a GOP received before the request: not live.
+        if len(same) == 1 and same[0] >= asked:
             lat.append((t_arr - same[0]) * 1000)
     if not lat:
         return None
     lat.sort()
     return {"fragments": len(arrivals), "matched": len(lat),
-            "median": statistics.median(lat),
+            "median": statistics.median(lat), "min": lat[0],
             "p95": lat[min(len(lat) - 1, int(0.95 * len(lat)))], "max": lat[-1]}
 
 
 def fetch_live(port, camera, secs):
-    """(arrival time, sample size) of each live.mp4 fragment for `secs`."""
+    """(time of the request, [(arrival time, sample size)]) of the
+    live.mp4 fragments received in `secs`."""
     s = socket.create_connection(("127.0.0.1", port))
+    asked = time.monotonic()
     s.sendall(f"GET /api/cameras/{camera}/live.mp4 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     s.settimeout(2)
     raw = b""
@@ -479,7 +508,7 @@ def fetch_live(port, camera, secs):
                 out.append((now, size))
                 size = None
     s.close()
-    return out
+    return asked, out
 
 
 def trun_size(moof):
@@ -525,8 +554,6 @@ def machine():
                     break
     except OSError:
         pass
-    mem = proc_status_kib("self", "VmRSS")  # placeholder to keep imports used
-    del mem
     with open("/proc/meminfo") as f:
         total = int(f.readline().split()[1]) // 1024
     ff = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
@@ -541,14 +568,15 @@ def mean(rs, key):
 
 def row(r):
     return (f"| {r['name']} | {r['n']} | {r['cpu_per_min']:.3f} | {r['cpu_pct']:.1f} | "
-            f"{r['peak_kib'] / 1024:.1f} | {r['steady_kib'] / 1024:.1f} | "
+            f"{r['peak_kib'] / 1024:.1f} | {r['steady_kib'] / 1024:.1f} | {r['pss_kib'] / 1024:.1f} | "
             f"{r['wchar_ratio']:.3f} | {r['disk_ratio']:.3f} | {r['video_min']:.2f} | "
             f"{r['lost']} |")
 
 
 HEADER = ("| recorder | streams | CPU s per video min | CPU % of a core | peak RSS MiB | "
-          "steady RSS MiB | written / video (wchar) | to disk / video (write_bytes) | "
-          "video min | frames lost |\n|---|---|---|---|---|---|---|---|---|---|")
+          "steady RSS MiB | steady PSS MiB | written / video (wchar) | "
+          "to disk / video (write_bytes) | video min | frames lost |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main():
@@ -588,7 +616,7 @@ def main():
                 for name in ("vigil", "ffmpeg"):
                     log(f"... {name} run {k + 1}")
                     if name == "vigil":
-                        runs.append(run_vigil(args.vigil, cam, n, secs, tmp, 16, f"{n}-{k}"))
+                        runs.append(run_vigil(args.vigil, cam, n, secs, tmp, None, f"{n}-{k}"))
                     else:
                         runs.append(run_ffmpeg(cam, n, secs, tmp, f"{n}-{k}"))
             say(HEADER)
@@ -606,12 +634,15 @@ def main():
             cpu_ratio = mean(v, "cpu_per_min") / mean(f, "cpu_per_min")
             peak_ratio = mean(v, "peak_kib") / mean(f, "peak_kib")
             steady_ratio = mean(v, "steady_kib") / mean(f, "steady_kib")
+            pss_ratio = mean(v, "pss_kib") / mean(f, "pss_kib")
             v_lost = sum(r["lost"] + r["dropped"] for r in v)
             f_lost = sum(r["lost"] for r in f)
             checks = [
                 (f"CPU ratio Vigil/ffmpeg {cpu_ratio:.3f} (target <= 0.25)", cpu_ratio <= 0.25),
                 (f"peak RSS ratio {peak_ratio:.3f} (target <= 0.1)", peak_ratio <= 0.1),
                 (f"steady RSS ratio {steady_ratio:.3f} (target <= 0.1)", steady_ratio <= 0.1),
+                (f"steady PSS ratio {pss_ratio:.3f} (target <= 0.1; ffmpeg's shared "
+                 "libraries counted once)", pss_ratio <= 0.1),
                 (f"Vigil frames lost {v_lost} (target 0)", v_lost == 0),
                 (f"ffmpeg frames lost {f_lost} (target 0)", f_lost == 0),
                 ("written/video ratio Vigil/ffmpeg "
@@ -627,7 +658,7 @@ def main():
             sc = {"vigil": [], "ffmpeg": []}
             for k in scale:
                 log(f"... scale {k}")
-                r = run_vigil(args.vigil, cam, k, scale_secs, tmp, 16, f"scale-{k}")
+                r = run_vigil(args.vigil, cam, k, scale_secs, tmp, None, f"scale-{k}")
                 sc["vigil"].append(r)
                 say(row(r))
                 if scale_ffmpeg:
@@ -646,7 +677,7 @@ def main():
                     f"({b * args.kbps / 1000:.2f} % of a core per {args.kbps} kbit/s stream); "
                     f"steady RSS = {ra:.1f} MiB + {rb:.2f} MiB per stream; "
                     f"peak RSS = {pa:.1f} MiB + {pb:.2f} MiB per stream")
-            say("- Vigil's arena is fixed (16 MiB here) whatever the number of streams.")
+            say("- Vigil runs with its default config (8 MiB arena, fixed whatever the number of streams).")
             say()
         finally:
             cam.close()
@@ -659,11 +690,38 @@ def main():
             say(f"- live.mp4, camera frame to HTTP byte (frame's last RTP packet handed to Vigil -> "
                 f"its whole fragment received by the client, 127.0.0.1): median {lat['median']:.1f} ms, "
                 f"p95 {lat['p95']:.1f} ms, max {lat['max']:.1f} ms "
-                f"({lat['matched']} of {lat['fragments']} fragments matched)")
+                f"({lat['matched']} of {lat['fragments']} fragments matched; the first ones, a GOP "
+                "the ring held before the request, are not counted)")
         else:
             say("- live.mp4 latency: no fragment could be matched (see target/bench)")
-    with open(os.path.join(args.out, "recorders.md"), "w") as fo:
+
+    # The in-process benches (bench profile, symbols kept for callgrind).
+    env = dict(os.environ, CARGO_PROFILE_BENCH_STRIP="false", VIGIL_BENCH_OUT=args.out)
+    benches = ["playback", "recordings_list", "ingest_replay"]
+    if q:
+        env["VIGIL_BENCH_LIST_HOURS"] = "6"
+    else:
+        benches.append("viewers")
+    cargo = os.environ.get("CARGO", "cargo")
+    for b in benches:
+        log(f"... cargo bench --bench {b}")
+        r = subprocess.run([cargo, "bench", "--quiet", "--bench", b], cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+        say(f"### `cargo bench --bench {b}`")
+        say()
+        say("```")
+        for line in r.stdout.splitlines():
+            say(line)
+        if r.returncode != 0:
+            say(f"(failed, status {r.returncode})")
+            for line in r.stderr.splitlines()[-20:]:
+                say(line)
+        say("```")
+        say()
+    say("The machine is shared with other jobs: timings are noisy, instruction counts are not.")
+    with open(os.path.join(args.out, "results.md"), "w") as fo:
         fo.write("\n".join(report) + "\n")
+    log(f"results: {os.path.join(args.out, 'results.md')}")
     fails = [t for t, ok in checks if not ok]
     if fails and os.environ.get("STRICT") == "1":
         sys.exit("bench: targets missed (STRICT=1): " + "; ".join(fails))
