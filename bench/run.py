@@ -287,8 +287,10 @@ def run_ffmpeg(camera, n, secs, tmp, tag):
         p.send_signal(signal.SIGINT)
     cpu = 0.0
     io = {"wchar": 0, "write_bytes": 0}
+    per_cpu = []
     for p in procs:
         c, i = reap_measured(p)
+        per_cpu.append(c)
         cpu += c
         io["wchar"] += i["wchar"]
         io["write_bytes"] += i["write_bytes"]
@@ -297,7 +299,8 @@ def run_ffmpeg(camera, n, secs, tmp, tag):
     for i in range(n):
         files = sorted(f for f in os.listdir(d) if f.startswith(f"cam{i + 1}-"))
         frames, video, lost = ffprobe_stream([os.path.join(d, f) for f in files])
-        streams.append({"frames": frames, "bytes": video, "lost": lost, "seconds": frames / FPS})
+        streams.append({"frames": frames, "bytes": video, "lost": lost, "seconds": frames / FPS,
+                         "cpu_s": per_cpu[i]})
     shutil.rmtree(d, ignore_errors=True)
     return summarize("ffmpeg", n, secs, cpu, io, (peak, steady, pss), streams, 0)
 
@@ -623,10 +626,13 @@ def main():
             for r in runs:
                 say(row(r))
             say()
-            say("Per stream (each run): video MB / frames / frames lost")
+            say("Per stream (each run): video MB / frames / frames lost / CPU s (ffmpeg: its "
+                "process; Vigil is one process for all streams, its CPU is in the table)")
             say()
             for r in runs:
-                per = ", ".join(f"{s['bytes'] / 1e6:.1f}/{s['frames']}/{s['lost']}" for s in r["streams"])
+                per = ", ".join(f"{s['bytes'] / 1e6:.1f}/{s['frames']}/{s['lost']}"
+                                + (f"/{s['cpu_s']:.2f}" if "cpu_s" in s else "")
+                                for s in r["streams"])
                 say(f"- {r['name']}: {per}")
             say()
             v = [r for r in runs if r["name"] == "vigil"]

@@ -96,7 +96,10 @@ fn callgrind(mb: f64) {
     }
     let annotate = |inclusive: bool| {
         let o = Command::new("callgrind_annotate")
-            .arg(format!("--inclusive={}", if inclusive { "yes" } else { "no" }))
+            .arg(format!(
+                "--inclusive={}",
+                if inclusive { "yes" } else { "no" }
+            ))
             .arg(&out)
             .output()
             .unwrap();
@@ -115,10 +118,7 @@ fn callgrind(mb: f64) {
         "ingest replay under callgrind: {total} instructions for {mb:.2} MB: {:.1} M instructions per MB ingested",
         total as f64 / mb / 1e6
     );
-    for (label, text) in [
-        ("inclusive", annotate(true)),
-        ("self", self_text),
-    ] {
+    for (label, text) in [("inclusive", annotate(true)), ("self", self_text)] {
         println!("hottest functions ({label}):");
         for l in top(&text, 10) {
             println!("  {l}");
@@ -248,7 +248,7 @@ fn ingest(stream: &[u8], mut ring: RingWriter, mut writer: Writer) -> u32 {
             }
         });
         // The writer wakes about once a second in `vigil run`.
-        if new_frame && stored % FPS == 0 {
+        if new_frame && stored.is_multiple_of(FPS) {
             writer.write_available(false).unwrap();
         }
     }

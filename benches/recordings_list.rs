@@ -113,7 +113,11 @@ fn get(addr: std::net::SocketAddr, target: &str) -> (Duration, usize) {
     s.read_to_end(&mut body).unwrap();
     let took = t.elapsed();
     let text = String::from_utf8_lossy(&body);
-    assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..text.len().min(300)]);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
     (took, text.matches("\"start_90k\"").count())
 }
 
