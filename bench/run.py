@@ -67,10 +67,10 @@ def log(msg):
 
 
 def proc_cpu_ticks(pid):
-    """utime + stime of a process (its dead threads included)."""
+    """(utime, stime) of a process, its dead threads included."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
 
 
 def proc_io(pid):
@@ -151,10 +151,12 @@ def reap_measured(popen):
     """Waits for the process to exit, reads its final CPU and I/O while it
     is a zombie, then reaps it."""
     os.waitid(os.P_PID, popen.pid, os.WEXITED | os.WNOWAIT)
-    ticks = proc_cpu_ticks(popen.pid)
+    user, system = proc_cpu_ticks(popen.pid)
     io = proc_io(popen.pid)
+    io["user_s"] = user / HZ
+    io["sys_s"] = system / HZ
     popen.wait()
-    return ticks / HZ, io
+    return (user + system) / HZ, io
 
 
 # ---------------------------------------------------------------- camera
@@ -229,14 +231,19 @@ def run_vigil(vigil, camera, n, secs, tmp, arena_mb, tag):
         recs = json.loads(out)
         frames = sum(r["frames"] for r in recs)
         video = sum(r["bytes"] for r in recs)
+        gaps = []
         if recs:
-            span = max(r["end_90k"] for r in recs) - min(r["start_90k"] for r in recs)
+            t0 = min(r["start_90k"] for r in recs)
+            span = max(r["end_90k"] for r in recs) - t0
             expected = round(span * FPS / 90000)
+            recs.sort(key=lambda r: r["start_90k"])
+            gaps = [((b["start_90k"] - t0) / 90000, (b["start_90k"] - a["end_90k"]) / 90000)
+                    for a, b in zip(recs, recs[1:]) if b["start_90k"] - a["end_90k"] > 90000 / FPS / 2]
         else:
             expected = 0
         streams.append({"frames": frames, "bytes": video,
                         "lost": max(0, expected - frames),
-                        "seconds": frames / FPS})
+                        "seconds": frames / FPS, "gaps": gaps})
     with open(os.path.join(d, "run.log")) as f:
         text = f.read()
     dropped = sum(int(x) for x in re.findall(r"(\d+) dropped frames", text)[-n:])
@@ -245,7 +252,8 @@ def run_vigil(vigil, camera, n, secs, tmp, arena_mb, tag):
 
 
 def ffprobe_stream(files):
-    """(packets, bytes, lost) over a stream's segments, in order."""
+    """(packets, bytes, lost, [(seconds into the stream, seconds missing)])
+    over a stream's segments, in order."""
     pts = []
     size = 0
     tb = None
@@ -263,10 +271,13 @@ def ffprobe_stream(files):
                 pts.append(int(parts[0]))
                 size += int(parts[1])
     if not pts or tb is None:
-        return 0, 0, 0
+        return 0, 0, 0, []
     span = (max(pts) - min(pts)) * tb
     expected = round(span * FPS) + 1
-    return len(pts), size, max(0, expected - len(pts))
+    pts.sort()
+    gaps = [((a - pts[0]) * tb, (b - a) * tb - 1 / FPS)
+            for a, b in zip(pts, pts[1:]) if (b - a) * tb > 1.5 / FPS]
+    return len(pts), size, max(0, expected - len(pts)), gaps
 
 
 def run_ffmpeg(camera, n, secs, tmp, tag):
@@ -286,21 +297,21 @@ def run_ffmpeg(camera, n, secs, tmp, tag):
     for p in procs:
         p.send_signal(signal.SIGINT)
     cpu = 0.0
-    io = {"wchar": 0, "write_bytes": 0}
+    io = {"wchar": 0, "write_bytes": 0, "user_s": 0.0, "sys_s": 0.0}
     per_cpu = []
     for p in procs:
         c, i = reap_measured(p)
         per_cpu.append(c)
         cpu += c
-        io["wchar"] += i["wchar"]
-        io["write_bytes"] += i["write_bytes"]
+        for k in io:
+            io[k] += i[k]
     peak, steady, pss = s.finish()
     streams = []
     for i in range(n):
         files = sorted(f for f in os.listdir(d) if f.startswith(f"cam{i + 1}-"))
-        frames, video, lost = ffprobe_stream([os.path.join(d, f) for f in files])
+        frames, video, lost, gaps = ffprobe_stream([os.path.join(d, f) for f in files])
         streams.append({"frames": frames, "bytes": video, "lost": lost, "seconds": frames / FPS,
-                         "cpu_s": per_cpu[i]})
+                         "cpu_s": per_cpu[i], "gaps": gaps})
     shutil.rmtree(d, ignore_errors=True)
     return summarize("ffmpeg", n, secs, cpu, io, (peak, steady, pss), streams, 0)
 
@@ -313,6 +324,8 @@ def summarize(name, n, secs, cpu, io, mem, streams, dropped):
         "name": name, "n": n, "secs": secs, "cpu_s": cpu,
         "cpu_per_min": cpu / minutes if minutes else float("nan"),
         "cpu_pct": 100 * cpu / secs,
+        "user_per_min": io["user_s"] / minutes if minutes else float("nan"),
+        "sys_per_min": io["sys_s"] / minutes if minutes else float("nan"),
         "peak_kib": peak, "steady_kib": steady, "pss_kib": pss,
         "video_bytes": video, "video_min": minutes,
         "wchar_ratio": io["wchar"] / video if video else float("nan"),
@@ -570,13 +583,14 @@ def mean(rs, key):
 
 
 def row(r):
-    return (f"| {r['name']} | {r['n']} | {r['cpu_per_min']:.3f} | {r['cpu_pct']:.1f} | "
+    return (f"| {r['name']} | {r['n']} | {r['cpu_per_min']:.3f} "
+            f"({r['user_per_min']:.3f} + {r['sys_per_min']:.3f}) | {r['cpu_pct']:.1f} | "
             f"{r['peak_kib'] / 1024:.1f} | {r['steady_kib'] / 1024:.1f} | {r['pss_kib'] / 1024:.1f} | "
             f"{r['wchar_ratio']:.3f} | {r['disk_ratio']:.3f} | {r['video_min']:.2f} | "
             f"{r['lost']} |")
 
 
-HEADER = ("| recorder | streams | CPU s per video min | CPU % of a core | peak RSS MiB | "
+HEADER = ("| recorder | streams | CPU s per video min (user + sys) | CPU % of a core | peak RSS MiB | "
           "steady RSS MiB | steady PSS MiB | written / video (wchar) | "
           "to disk / video (write_bytes) | video min | frames lost |\n"
           "|---|---|---|---|---|---|---|---|---|---|---|")
@@ -634,6 +648,11 @@ def main():
                                 + (f"/{s['cpu_s']:.2f}" if "cpu_s" in s else "")
                                 for s in r["streams"])
                 say(f"- {r['name']}: {per}")
+            for r in runs:
+                for i, st in enumerate(r["streams"]):
+                    if st["lost"] and st.get("gaps"):
+                        g = ", ".join(f"{m:.2f} s at {t:.1f} s" for t, m in st["gaps"][:3])
+                        say(f"- {r['name']} stream {i + 1}: holes in the timeline: {g}")
             say()
             v = [r for r in runs if r["name"] == "vigil"]
             f = [r for r in runs if r["name"] == "ffmpeg"]
@@ -683,6 +702,12 @@ def main():
                     f"({b * args.kbps / 1000:.2f} % of a core per {args.kbps} kbit/s stream); "
                     f"steady RSS = {ra:.1f} MiB + {rb:.2f} MiB per stream; "
                     f"peak RSS = {pa:.1f} MiB + {pb:.2f} MiB per stream")
+            if sc["ffmpeg"]:
+                for rv, rf in zip(sc["vigil"], sc["ffmpeg"]):
+                    say(f"- {rv['n']} streams: CPU ratio Vigil/ffmpeg "
+                        f"{rv['cpu_per_min'] / rf['cpu_per_min']:.3f}, steady RSS ratio "
+                        f"{rv['steady_kib'] / rf['steady_kib']:.3f}, steady PSS ratio "
+                        f"{rv['pss_kib'] / rf['pss_kib']:.3f}; frames lost {rv['lost']} / {rf['lost']}")
             say("- Vigil runs with its default config (8 MiB arena, fixed whatever the number of streams).")
             say()
         finally:
