@@ -36,9 +36,16 @@ lint: toolchain
 test: toolchain test-deps lint
 	$(CARGO) test -- --include-ignored
 
-# Benchmarks that print numbers (release build).
+# Vigil against one ffmpeg segmenter per camera, the scale run, serving
+# and the callgrind instruction count (see bench/run.py); about 12 min,
+# `make bench QUICK=1` about 2-3 min. Results: target/bench/results.md.
+# STRICT=1 fails when a target (CPU, memory, frames lost) is missed.
 bench:
-	$(CARGO) bench --bench playback --bench viewers
+	sh bench/deps.sh
+	$(CARGO) build --release
+	CARGO_PROFILE_BENCH_STRIP=false $(CARGO) bench --no-run --quiet \
+		--bench playback --bench viewers --bench recordings_list --bench ingest_replay
+	CARGO="$(CARGO)" python3 bench/run.py $(if $(QUICK),--quick)
 
 # The memory harness (memtest/README.md): budgets of idle, load, a 10-minute
 # soak and a 32 MiB hard cap, on a static release build (as the boards
