@@ -38,7 +38,9 @@ use async_io::{Async, Timer};
 use futures_lite::future;
 use rtsp_types::{headers, Method, Request, Response, StatusCode, Version};
 use std::fmt;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use url::Url;
 
@@ -146,6 +148,10 @@ const UDP_SLOT_BYTES: usize = 4096;
 /// How long a UDP gap may wait for a late packet before it counts as lost;
 /// without it a low-rate sub stream would stall behind one lost packet.
 const REORDER_WAIT: Duration = Duration::from_millis(100);
+/// A camera sending faster than it is read keeps the connection's buffer
+/// full; ticks and the stop request are still looked at every this many
+/// packets.
+const TIMERS_EVERY: u32 = 64;
 
 /// What one session leaves for the next one of the same stream.
 #[derive(Debug, Default)]
@@ -681,6 +687,9 @@ impl Session<'_> {
         let mut ticks =
             Ticks::subscribe().map_err(|e| SessionError::Connect(format!("ticker: {e}")))?;
         let mut stopped = std::pin::pin!(stop.stopped());
+        // Events handled since the ticks and the stop request were last
+        // looked at first.
+        let mut since_timers: u32 = 0;
         let result = loop {
             let Some(track) = self.track.as_mut() else {
                 break Err(SessionError::Protocol("playing without a track".into()));
@@ -736,7 +745,30 @@ impl Session<'_> {
                     )
                     .await
                 };
-                future::or(timers, future::or(tcp, udp)).await
+                // The packets first: while the connection has buffered
+                // data, polling the tick socket too would cost a system
+                // call per packet (a read that finds nothing). Ticks and
+                // the stop request are looked at whenever the camera's
+                // data runs dry, and at least every `TIMERS_EVERY` events.
+                let timers_first = since_timers >= TIMERS_EVERY;
+                let mut packets = std::pin::pin!(future::or(tcp, udp));
+                let mut timers = std::pin::pin!(timers);
+                future::poll_fn(|cx| {
+                    if timers_first {
+                        if let Poll::Ready(ev) = timers.as_mut().poll(cx) {
+                            return Poll::Ready(ev);
+                        }
+                    }
+                    if let Poll::Ready(ev) = packets.as_mut().poll(cx) {
+                        return Poll::Ready(ev);
+                    }
+                    timers.as_mut().poll(cx)
+                })
+                .await
+            };
+            since_timers = match ev {
+                Event::Handled | Event::UdpRtp(_) | Event::UdpRtcp(_) => since_timers + 1,
+                _ => 0,
             };
             match ev {
                 Event::Handled => {}
