@@ -40,7 +40,7 @@ test: toolchain test-deps lint
 	$(MAKE) test-cross
 
 # Static, stripped binaries for the boards (musl; Docker-free, see
-# cross/README.md): target/<triple>/release/vigil.
+# cross/README.md): target/<triple>/embedded/vigil.
 cross-armv7:
 	sh scripts/cross.sh build armv7
 
@@ -60,7 +60,7 @@ test-cross: test-deps
 	sh scripts/cross.sh test armv7
 	sh scripts/cross.sh test mipsel
 	sh scripts/cross.sh build mipsel
-	sh cross/smoke.sh target/mipsel-unknown-linux-musl/release/vigil qemu-mipsel-static 10
+	sh cross/smoke.sh target/mipsel-unknown-linux-musl/embedded/vigil qemu-mipsel-static 10
 
 # Benchmarks that print numbers (release build).
 bench:

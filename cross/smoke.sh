@@ -5,7 +5,7 @@
 # with no error, and its frame count matches the index.
 #
 #   cross/smoke.sh BINARY QEMU [SECONDS]
-#   e.g. cross/smoke.sh target/mipsel-unknown-linux-musl/release/vigil qemu-mipsel-static
+#   e.g. cross/smoke.sh target/mipsel-unknown-linux-musl/embedded/vigil qemu-mipsel-static
 #
 # Needs ffmpeg (make test-deps installs it) and python3 (for the JSON).
 # QEMU may be empty to run a native binary.

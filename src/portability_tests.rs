@@ -46,10 +46,9 @@ fn float_round_trip_through_sqlite() {
 /// with std's: a wrong `time_t` width gives a nonsense second count.
 #[test]
 fn libc_clock_agrees_with_std() {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    // SAFETY: timespec is plain integers (with private padding on 32-bit
+    // musl), for which all-zero bytes are a valid value.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to a timespec we own.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     assert_eq!(rc, 0);
