@@ -158,7 +158,7 @@ EOF
 #   in the C++ demangler (48 KB of MIPS code) to name the uncaught exception.
 #   OpenH264 throws nothing but bad_alloc; abort() is what both end in.
 musl_compat() {
-    [ -f "$UNWIND_DIR/musl_compat.o" ] && return 0
+    # Always made afresh (one small compile): an old object must not linger.
     cat >"$UNWIND_DIR/musl_compat.c" <<'EOF'
 #include <stdlib.h>
 char __libc_single_threaded = 0;
