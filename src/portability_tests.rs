@@ -16,7 +16,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Doubles go into SQLite (C) as parameters, through its arithmetic and
-/// its own text formatting, and come back.
+/// its own text formatting, and come back. Checked: on mipsel built without
+/// the float flags, 3.875 came back as 5.26e-315.
 #[test]
 fn float_round_trip_through_sqlite() {
     let db = rusqlite::Connection::open_in_memory().expect("in-memory database");
@@ -43,7 +44,8 @@ fn float_round_trip_through_sqlite() {
 }
 
 /// The clock read through the `libc` crate (its `timespec` layout) agrees
-/// with std's: a wrong `time_t` width gives a nonsense second count.
+/// with std's. (musl keeps 32-bit-time_t entry points for old binaries, so
+/// this passes even without the time_t `--cfg`: it guards the layout.)
 #[test]
 fn libc_clock_agrees_with_std() {
     // SAFETY: timespec is plain integers (with private padding on 32-bit
@@ -62,12 +64,17 @@ fn libc_clock_agrees_with_std() {
         (libc_secs - std_secs as i64).abs() <= 2,
         "libc says {libc_secs} s, std says {std_secs} s"
     );
-    assert!((0..1_000_000_000).contains(&ts.tv_nsec), "tv_nsec {}", ts.tv_nsec);
+    assert!(
+        (0..1_000_000_000).contains(&ts.tv_nsec),
+        "tv_nsec {}",
+        ts.tv_nsec
+    );
 }
 
-/// An async-io timer, awaited, fires after its duration (and not never).
-/// Awaited on a thread so a timer that never fires fails the test in
-/// bounded time instead of hanging it.
+/// An async-io timer, awaited alone, fires after its duration. Awaited on a
+/// thread so a timer that never fires fails the test in bounded time
+/// instead of hanging it. (Without the time_t `--cfg` on mipsel this one
+/// still passed; the race below is what failed.)
 #[test]
 fn async_io_timer_fires() {
     let (tx, rx) = mpsc::channel();
@@ -80,12 +87,16 @@ fn async_io_timer_fires() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the async-io timer did not fire within 20 s (time_t ABI?)");
     let waited = fired_at.saturating_duration_since(start);
-    assert!(waited >= Duration::from_millis(50), "fired early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(50),
+        "fired early: {waited:?}"
+    );
     assert!(waited < Duration::from_secs(20), "fired late: {waited:?}");
 }
 
 /// A timeout as the daemon uses it: a timer raced against a future that
-/// never completes, under smol's executor.
+/// never completes, under smol's executor. Checked: on mipsel built without
+/// `--cfg libc_unstable_musl_v1_2` the timer never fires and this fails.
 #[test]
 fn smol_timeout_wins_race() {
     let (tx, rx) = mpsc::channel();
