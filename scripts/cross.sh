@@ -8,8 +8,10 @@
 #   scripts/cross.sh cargo ARCH CARGO-ARGS     any cargo command, env set up
 #   scripts/cross.sh deps ARCH                 only install/prepare
 #
-# ARCH: armv7 | mipsel (musl, the default and what ships) or armv7-gnu |
-# mipsel-gnu (static glibc, offered as an extra).
+# ARCH: armv7 | mipsel (musl, the default and what ships) or armv7-gnu
+# (static glibc, offered as an extra). mipsel-gnu does not link yet: the
+# libc crate asks for tcgetattr@GLIBC_2.0 (a versioned symbol, which only a
+# dynamic link resolves).
 #
 # On a fresh Debian 12 machine it installs what is missing: the cross
 # gcc/g++ (used as C/C++ compiler for SQLite and OpenH264, and as linker),
@@ -224,7 +226,7 @@ setup() {
     if [ "$ARCH" = mipsel ]; then
         # Trap 2: Rust's mipsel musl target is soft-float, Debian's musl and
         # gcc hard-float (fpxx): without this floats passed to/from C are
-        # silently wrong (SQLite returned 1.84 for 3.875).
+        # silently wrong (3.875 came back from SQLite as 5.3e-315).
         # Trap 3: libc's default 32-bit time_t for musl vs musl 1.2's 64-bit
         # one (and rustix's): async-io timers never fired.
         flags="$flags -C target-feature=-soft-float,+fpxx,+nooddspreg --cfg libc_unstable_musl_v1_2"
