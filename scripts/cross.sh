@@ -269,8 +269,11 @@ build)
     cargo build --profile embedded -j"$JOBS" -Zbuild-std=std,panic_unwind \
         -Zbuild-std-features=panic-unwind,optimize_for_size --target "$TRIPLE" "$@"
     bin="$ROOT/target/$TRIPLE/embedded/vigil"
-    cp "$bin" "$bin.syms"
-    "$GNU-strip" "$bin"
+    # Cargo leaves an up-to-date binary alone: strip it only once.
+    if "$GNU-readelf" -S "$bin" | grep -q '\.symtab'; then
+        cp "$bin" "$bin.syms"
+        "$GNU-strip" "$bin"
+    fi
     say "$bin: $(stat -c %s "$bin") bytes, static, stripped (symbols kept in vigil.syms)"
     ;;
 test)
