@@ -4,7 +4,8 @@
 CARGO ?= cargo
 FUZZ_RUNS ?= 1000000
 
-.PHONY: all build release demo test test-deps toolchain lint fuzz fuzz-deps bench memtest clean
+.PHONY: all build release demo test test-deps toolchain lint fuzz fuzz-deps bench memtest clean \
+	cross-armv7 cross-mipsel cross-armv7-gnu test-cross
 
 all: build
 
@@ -32,9 +33,32 @@ lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-# Every test, including those against GStreamer and ffmpeg.
+# Every test, including those against GStreamer and ffmpeg, then the
+# cross-built targets under qemu-user.
 test: toolchain test-deps lint
 	$(CARGO) test -- --include-ignored
+	$(MAKE) test-cross
+
+# Static, stripped binaries for the boards (musl; Docker-free, see
+# cross/README.md): target/<triple>/embedded/vigil.
+cross-armv7:
+	sh scripts/cross.sh build armv7
+
+cross-mipsel:
+	sh scripts/cross.sh build mipsel
+
+# The same, statically linked against glibc instead (an extra; for mipsel
+# this does not link yet, see scripts/cross.sh).
+cross-armv7-gnu:
+	sh scripts/cross.sh build armv7-gnu
+
+# The lib unit tests of both musl targets under qemu-user, and the mipsel
+# binary recording the built-in camera, exported and checked by ffmpeg.
+test-cross: test-deps
+	sh scripts/cross.sh test armv7
+	sh scripts/cross.sh test mipsel
+	sh scripts/cross.sh build mipsel
+	sh cross/smoke.sh target/mipsel-unknown-linux-musl/embedded/vigil qemu-mipsel-static 10
 
 # Vigil against one ffmpeg segmenter per camera, the scale run, serving
 # and the callgrind instruction count (see bench/run.py); about 12 min,

@@ -26,3 +26,7 @@ pub mod serve;
 pub mod signals;
 pub mod store;
 pub mod time;
+
+// The ABI traps of the static musl cross builds (run under qemu by `make test`).
+#[cfg(test)]
+mod portability_tests;

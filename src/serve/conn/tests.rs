@@ -684,6 +684,13 @@ fn a_trickled_head_makes_room_when_threads_run_out() {
     a.get_mut()
         .write_all(b"GET /a HTTP/1.1\r\nX-Slow: a")
         .unwrap();
+    // A must hold the thread before B connects: under slow emulation
+    // (qemu-user in `make test`) B could otherwise be accepted first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.threads() < 1 {
+        assert!(Instant::now() < deadline, "A never got a thread");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     // B, at once, waits: once A has been at it for SLOW_HEAD, A is closed
     // with a 503, and B is served.
     let t = Instant::now();

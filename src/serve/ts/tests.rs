@@ -85,10 +85,11 @@ fn sample_of_size(size: usize, seed: usize) -> Vec<u8> {
 fn annex_b(sample: &[u8]) -> Vec<u8> {
     let mut v = sample.to_vec();
     let mut i = 0usize;
-    while i + 4 <= v.len() {
+    while v.len().saturating_sub(i) >= 4 {
         let n = u32::from_be_bytes(v[i..i + 4].try_into().unwrap()) as usize;
         v[i..i + 4].copy_from_slice(&[0, 0, 0, 1]);
-        i += 4 + n;
+        // Saturating: a bad length near u32::MAX overflows a 32-bit usize.
+        i = i.saturating_add(4).saturating_add(n);
     }
     v
 }
