@@ -697,7 +697,47 @@ impl Session<'_> {
             let conn = &mut self.conn;
             let rx = &mut self.rx;
             let udp_pair = &mut self.udp;
-            let ev = {
+            let ev = if udp_pair.is_none() {
+                // Paced reading (TCP): the socket is drained on each tick
+                // rather than on each readiness, so a stream wakes ten
+                // times a second instead of once per frame plus ticks;
+                // the kernel holds the 100 ms in between (see `TICK`).
+                let mut wait_timers = async || {
+                    future::or(
+                        async {
+                            stopped.as_mut().await;
+                            Event::Stop
+                        },
+                        async {
+                            match ticks.next().await {
+                                Ok(()) => Event::Tick,
+                                Err(e) => {
+                                    Event::Failed(SessionError::Connect(format!("ticker: {e}")))
+                                }
+                            }
+                        },
+                    )
+                    .await
+                };
+                let timer_ev = if since_timers >= TIMERS_EVERY {
+                    future::poll_once(wait_timers()).await
+                } else {
+                    None
+                };
+                match timer_ev {
+                    Some(ev) => ev,
+                    None => match conn.next_now() {
+                        Err(e) => Event::Failed(e.into()),
+                        Ok(Some(Incoming::Data { channel, payload })) => {
+                            rx.on_interleaved(track, channel, payload, status, Some(&mut *sink));
+                            Event::Handled
+                        }
+                        Ok(Some(Incoming::Response(r))) => Event::Response(r),
+                        Ok(Some(Incoming::Request(r))) => Event::Request(r),
+                        Ok(None) => wait_timers().await,
+                    },
+                }
+            } else {
                 let tcp = async {
                     match conn.next().await {
                         Err(e) => Event::Failed(e.into()),

@@ -26,6 +26,12 @@ use crate::daemon::{StopToken, StreamStatus};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+/// How often the writer looks at its commands, the rings' fill and the
+/// sync clock. Rings hold seconds of video (`docs/storage.md`), so a
+/// tenth of a second costs no headroom; polling faster only costs
+/// wake-ups (it was 20 ms: 50 a second for nothing).
+const WRITER_POLL: Duration = Duration::from_millis(100);
+
 /// 90 kHz ticks per second.
 pub const TICKS: i64 = 90_000;
 /// Frames in one record at most (one `pwritev` of header + frames).
@@ -322,7 +328,10 @@ impl Writer {
                     self.fail(e);
                 }
             }
-            std::thread::sleep(Duration::from_millis(20));
+            // Syncs stay on time (the loss bound is the sync interval);
+            // a failing one is retried no faster than every 20 ms.
+            let to_sync = self.sync_interval.saturating_sub(self.last_sync.elapsed());
+            std::thread::sleep(WRITER_POLL.min(to_sync).max(Duration::from_millis(20)));
         }
         if let Err(e) = self
             .write_available(true)
