@@ -208,7 +208,10 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, starte
         // A finer tick until the first frame, which start-up is timed by
         // (for half a minute at most: a camera may never answer).
         let fine = !first_frame && started.elapsed() < Duration::from_secs(30);
-        let tick = if fine { 10 } else { 100 };
+        // Otherwise a quarter second: signals, reloads, the watchdogs (a
+        // second apart) and the summaries need no finer clock, and an
+        // idle recorder should not wake for nothing.
+        let tick = if fine { 10 } else { 250 };
         std::thread::sleep(Duration::from_millis(tick));
     }
     log::info!("stopping");

@@ -95,8 +95,10 @@ pub const POOL_IDLE: Duration = Duration::from_secs(10);
 /// The copy buffer of a long answer.
 const COPY_BUFFER: usize = 32 * 1024;
 /// How often the accept thread looks at the stop flag and at refused
-/// connections it is closing; and at queued connections, when there are.
-const ACCEPT_POLL: Duration = Duration::from_millis(200);
+/// connections it is closing (`stop` wakes it at once; an idle recorder
+/// should not wake for nothing); and at queued connections, when there
+/// are.
+const ACCEPT_POLL: Duration = Duration::from_secs(1);
 const QUEUE_POLL: Duration = Duration::from_millis(20);
 /// A new connection waits this long for a thread before it is refused
 /// (503): bursts are served, not refused.
@@ -622,6 +624,9 @@ pub struct Server {
     shared: Arc<Shared>,
     addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
+    /// The listening socket, shared with the accept thread so that it is
+    /// open as long as the server is (shut down by `stop` to wake it).
+    listener: Arc<TcpListener>,
 }
 
 impl Server {
@@ -635,6 +640,8 @@ impl Server {
     ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
+        let listener = Arc::new(listener);
+        let accept_listener = listener.clone();
         let shared = Arc::new(Shared {
             handler,
             stop,
@@ -647,11 +654,12 @@ impl Server {
         let accept = std::thread::Builder::new()
             .name("http-accept".into())
             .stack_size(STACK_SIZE)
-            .spawn(move || accept_loop(&s, listener))?;
+            .spawn(move || accept_loop(&s, &accept_listener))?;
         Ok(Server {
             shared,
             addr,
             accept: Some(accept),
+            listener,
         })
     }
 
@@ -670,6 +678,10 @@ impl Server {
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         if let Some(t) = self.accept.take() {
+            // Wakes the accept thread from its wait (Linux wakes a poll on
+            // a listening socket that is shut down).
+            // SAFETY: the listener is open: `self` holds it.
+            unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
             let _ = t.join();
         }
         let deadline = Instant::now() + STOP_GRACE;
@@ -720,7 +732,7 @@ fn wait_readable(fd: RawFd, timeout: Duration) {
     unsafe { libc::poll(&mut p, 1, ms) };
 }
 
-fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
+fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
     // Refused connections, shut down for writing, read until their client
     // closes (or for `LINGER`), so that their 503 is not lost to a reset.
     let mut lingering: VecDeque<(TcpStream, Instant)> = VecDeque::new();
@@ -750,6 +762,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if shared.stopping() => break,
                 Err(e) => {
                     // Out of descriptors, mostly: wait rather than spin.
                     if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
