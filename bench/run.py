@@ -372,15 +372,21 @@ class FrameProxy:
         while not self.stop.is_set():
             r, _, _ = select.select(socks, [], [], 0.5)
             for s in r:
-                data = s.recv(65536)
+                try:
+                    data = s.recv(65536)
+                    if data and s is down:
+                        up.sendall(data)
+                    elif data:
+                        down.sendall(data)
+                except OSError:
+                    # A side closed with a reset (Vigil stopping): done.
+                    data = b""
                 if not data:
                     down.close()
                     up.close()
                     return
                 if s is down:
-                    up.sendall(data)
                     continue
-                down.sendall(data)
                 now = time.monotonic()
                 buf += data
                 while buf:
