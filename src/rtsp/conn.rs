@@ -167,6 +167,34 @@ impl Conn {
         }
     }
 
+    /// Waits until the socket is readable: with `set_read_low_water`, until
+    /// that many bytes are queued (or the peer closed).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.stream.readable().await
+    }
+
+    /// Readiness from now on means at least `bytes` queued (SO_RCVLOWAT).
+    pub fn set_read_low_water(&self, bytes: i32) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let v: libc::c_int = bytes;
+        // SAFETY: setsockopt on a socket we own, with a pointer to a c_int
+        // and its size.
+        let r = unsafe {
+            libc::setsockopt(
+                self.stream.get_ref().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// Compacts the buffer so that there is room to read into.
     fn make_room(&mut self) -> Result<(), ConnError> {
         if self.start == self.end {
