@@ -213,17 +213,7 @@ impl Conn {
 
     /// Reads more bytes, compacting the buffer first when needed.
     async fn fill(&mut self) -> Result<(), ConnError> {
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            if self.start == 0 {
-                return Err(ConnError::TooLarge);
-            }
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
+        self.make_room()?;
         let n = self.stream.read(&mut self.buf[self.end..]).await?;
         if n == 0 {
             return Err(ConnError::Closed);
