@@ -138,7 +138,7 @@ fn run_thread(
     let ex = smol::LocalExecutor::new();
     // async_io::block_on: this thread drives the reactor itself while it
     // waits, rather than being woken by async-io's driver thread.
-    async_io::block_on(ex.run(run_stream(spec, status, sink.as_mut(), stop, start_delay)));
+    async_io::block_on(ex.run(run_stream(spec, status, &mut sink, stop, start_delay)));
     sink
 }
 
@@ -155,7 +155,9 @@ async fn sleep_or_stop(d: Duration, stop: &StopToken) {
 async fn run_stream(
     spec: StreamSpec,
     status: Arc<StreamStatus>,
-    sink: &mut dyn FrameSink,
+    // Owned (boxed) because a playing TCP session takes it along to the
+    // ingest thread (`rtsp::ingest`) and brings it back.
+    sink: &mut Box<dyn FrameSink>,
     stop: StopToken,
     start_delay: Duration,
 ) {

@@ -26,13 +26,14 @@
 
 use super::auth::{AuthError, Authenticator, Credentials};
 use super::conn::{Conn, ConnError, Incoming};
+use super::ingest;
 use super::rtcp;
 use super::rtp::{ReorderBuffer, RtpPacket, SeqResult, SequenceTracker, TimestampUnwrapper};
 use super::sdp::{self, SdpError};
 use super::url as rurl;
 use crate::config::Transport;
 use crate::daemon::ticker::Ticks;
-use crate::daemon::{FrameSink, StopToken, StreamStatus};
+use crate::daemon::{DiscardSink, FrameSink, StopToken, StreamStatus};
 use crate::media::{self, Depacketizer, Frame};
 use async_io::{Async, Timer};
 use futures_lite::future;
@@ -40,6 +41,8 @@ use rtsp_types::{headers, Method, Request, Response, StatusCode, Version};
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -157,6 +160,8 @@ const TIMERS_EVERY: u32 = 64;
 /// buffer (a camera whose buffer fills drops frames), while a 2 Mbit/s
 /// stream is read on the tick alone.
 const PACED_LOW_WATER: i32 = 32 * 1024;
+/// Packets one TCP session may hand over per turn of the ingest thread.
+const DRAIN_BUDGET: u32 = 256;
 
 /// What one session leaves for the next one of the same stream.
 #[derive(Debug, Default)]
@@ -173,8 +178,8 @@ pub struct SessionMemory {
 /// [`SessionMemory`]); keep one per stream across reconnects.
 pub async fn run_session(
     opts: &SessionOptions,
-    status: &StreamStatus,
-    sink: &mut dyn FrameSink,
+    status: &Arc<StreamStatus>,
+    sink: &mut Box<dyn FrameSink>,
     stop: &StopToken,
     memory: &mut SessionMemory,
 ) -> Result<(), SessionError> {
@@ -212,15 +217,21 @@ pub async fn run_session(
                 url = stripped;
             }
             Some(Ok(Established::Playing(mut session))) => {
-                return session.stream(status, sink, stop, memory).await;
+                return if session.udp.is_none() {
+                    session.stream_tcp(status, sink, stop, memory).await
+                } else {
+                    session
+                        .stream_udp(status, sink.as_mut(), stop, memory)
+                        .await
+                };
             }
         }
     }
     Err(SessionError::TooManyRedirects)
 }
 
-enum Established<'o> {
-    Playing(Box<Session<'o>>),
+enum Established {
+    Playing(Box<Session>),
     Redirect(Url),
 }
 
@@ -242,8 +253,10 @@ struct UdpPair {
     reorder: ReorderBuffer,
 }
 
-struct Session<'o> {
-    opts: &'o SessionOptions,
+struct Session {
+    /// A copy: a playing session is lent to the ingest thread, which needs
+    /// it owned.
+    opts: SessionOptions,
     conn: Conn,
     cseq: u32,
     /// Authorization state, moved in from `run_session` for the session.
@@ -276,14 +289,14 @@ struct Receiver {
     params_known: bool,
 }
 
-impl Session<'_> {
-    async fn establish<'o>(
+impl Session {
+    async fn establish(
         url: &Url,
-        opts: &'o SessionOptions,
+        opts: &SessionOptions,
         auth: &mut Authenticator,
         status: &StreamStatus,
         memory: &mut SessionMemory,
-    ) -> Result<Established<'o>, SessionError> {
+    ) -> Result<Established, SessionError> {
         let addrs = url.socket_addrs(|| Some(554)).map_err(|e| {
             SessionError::Connect(format!(
                 "cannot resolve {:?}: {e}",
@@ -299,7 +312,7 @@ impl Session<'_> {
             .map_err(|e| SessionError::Connect(format!("{addr}: {e}")))?;
         log::debug!("{}: connected to {addr}", opts.label);
         let mut s = Box::new(Session {
-            opts,
+            opts: opts.clone(),
             conn,
             cseq: 0,
             auth: std::mem::replace(auth, Authenticator::new(None)),
@@ -672,16 +685,16 @@ impl Session<'_> {
         }
     }
 
-    /// Receives until failure or stop; keeps the session alive meanwhile.
-    async fn stream(
+    /// Receives over UDP until failure or stop; keeps the session alive
+    /// meanwhile. The TCP connection carries only RTSP messages then.
+    async fn stream_udp(
         &mut self,
         status: &StreamStatus,
         sink: &mut dyn FrameSink,
         stop: &StopToken,
         memory: &mut SessionMemory,
     ) -> Result<(), SessionError> {
-        let keepalive_every =
-            (self.session_timeout / 2).clamp(Duration::from_secs(1), MAX_KEEPALIVE_INTERVAL);
+        let keepalive_every = self.keepalive_every();
         let mut next_keepalive = Instant::now() + keepalive_every;
         let mut keepalive_cseq: Option<u32> = None;
         // When the UDP reorder window started waiting for a missing packet.
@@ -695,12 +708,6 @@ impl Session<'_> {
         // Events handled since the ticks and the stop request were last
         // looked at first.
         let mut since_timers: u32 = 0;
-        if self.udp.is_none() {
-            if let Err(e) = self.conn.set_read_low_water(PACED_LOW_WATER) {
-                // Paced reading still works: it is then woken per packet.
-                log::debug!("{}: SO_RCVLOWAT: {e}", self.opts.label);
-            }
-        }
         let result = loop {
             let Some(track) = self.track.as_mut() else {
                 break Err(SessionError::Protocol("playing without a track".into()));
@@ -708,58 +715,7 @@ impl Session<'_> {
             let conn = &mut self.conn;
             let rx = &mut self.rx;
             let udp_pair = &mut self.udp;
-            let ev = if udp_pair.is_none() {
-                // Paced reading (TCP): the socket is drained on each tick
-                // rather than on each readiness, so a stream wakes ten
-                // times a second instead of once per frame plus ticks;
-                // the kernel holds the 100 ms in between (see `TICK`).
-                let mut wait_timers = async || {
-                    future::or(
-                        async {
-                            stopped.as_mut().await;
-                            Event::Stop
-                        },
-                        async {
-                            match ticks.next().await {
-                                Ok(()) => Event::Tick,
-                                Err(e) => {
-                                    Event::Failed(SessionError::Connect(format!("ticker: {e}")))
-                                }
-                            }
-                        },
-                    )
-                    .await
-                };
-                let timer_ev = if since_timers >= TIMERS_EVERY {
-                    future::poll_once(wait_timers()).await
-                } else {
-                    None
-                };
-                match timer_ev {
-                    Some(ev) => ev,
-                    None => match conn.next_now() {
-                        Err(e) => Event::Failed(e.into()),
-                        Ok(Some(Incoming::Data { channel, payload })) => {
-                            rx.on_interleaved(track, channel, payload, status, Some(&mut *sink));
-                            Event::Handled
-                        }
-                        Ok(Some(Incoming::Response(r))) => Event::Response(r),
-                        Ok(Some(Incoming::Request(r))) => Event::Request(r),
-                        // Nothing more now: the next tick, or sooner when
-                        // `PACED_LOW_WATER` bytes are queued, so that a
-                        // high-bitrate camera never waits on a full socket.
-                        Ok(None) => {
-                            let queued = async {
-                                match conn.readable().await {
-                                    Ok(()) => Event::Handled,
-                                    Err(e) => Event::Failed(SessionError::Conn(ConnError::Io(e))),
-                                }
-                            };
-                            future::or(wait_timers(), queued).await
-                        }
-                    },
-                }
-            } else {
+            let ev = {
                 let tcp = async {
                     match conn.next().await {
                         Err(e) => Event::Failed(e.into()),
@@ -906,6 +862,106 @@ impl Session<'_> {
         result
     }
 
+    /// Half the session timeout, within 1 s and [`MAX_KEEPALIVE_INTERVAL`].
+    fn keepalive_every(&self) -> Duration {
+        (self.session_timeout / 2).clamp(Duration::from_secs(1), MAX_KEEPALIVE_INTERVAL)
+    }
+
+    /// Receives over TCP (interleaved) until failure or stop. The session
+    /// is lent to the ingest thread (`rtsp::ingest`), which receives the
+    /// video of every TCP session on one clock; it comes back here only
+    /// for what is not video: a keep-alive to send, an RTSP message from
+    /// the camera, stop, or failure. This thread sleeps meanwhile.
+    async fn stream_tcp(
+        mut self: Box<Self>,
+        status: &Arc<StreamStatus>,
+        sink: &mut Box<dyn FrameSink>,
+        stop: &StopToken,
+        memory: &mut SessionMemory,
+    ) -> Result<(), SessionError> {
+        if let Err(e) = self.conn.set_read_low_water(PACED_LOW_WATER) {
+            // The ingest thread then wakes per packet for this stream.
+            log::debug!("{}: SO_RCVLOWAT: {e}", self.opts.label);
+        }
+        let keepalive_every = self.keepalive_every();
+        let mut keepalive_at = Instant::now() + keepalive_every;
+        let mut keepalive_cseq: Option<u32> = None;
+        let (back_tx, back_rx) = smol::channel::bounded::<Box<Lease>>(1);
+        let result = loop {
+            let lease = Box::new(Lease {
+                session: self,
+                // The recorder's sink goes along; a placeholder stays.
+                sink: std::mem::replace(sink, Box::new(DiscardSink)),
+                status: status.clone(),
+                stop: stop.clone(),
+                keepalive_at,
+                ended: None,
+                back: back_tx.clone(),
+            });
+            ingest::lend(lease);
+            let Ok(lease) = back_rx.recv().await else {
+                // Cannot happen: the ingest thread gives every job back,
+                // even one that panicked or that it could not take.
+                return Err(SessionError::Connect(
+                    "the ingest thread lost the session".into(),
+                ));
+            };
+            let Lease {
+                session,
+                sink: s,
+                ended,
+                ..
+            } = *lease;
+            self = session;
+            *sink = s;
+            match ended {
+                None => {
+                    break Err(SessionError::Protocol(
+                        "session returned without a reason".into(),
+                    ))
+                }
+                Some(LeaseEnd::Stop) => break Ok(()),
+                Some(LeaseEnd::Failed(e)) => break Err(e),
+                Some(LeaseEnd::KeepaliveDue) => {
+                    if keepalive_cseq.is_some() {
+                        // Quirk: servers that ignore keep-alives; that is
+                        // fine as long as data flows.
+                        log::debug!("{}: previous keep-alive unanswered", self.opts.label);
+                    }
+                    match self.send_keepalive().await {
+                        Ok(c) => keepalive_cseq = Some(c),
+                        Err(e) => break Err(e),
+                    }
+                    keepalive_at = Instant::now() + keepalive_every;
+                }
+                Some(LeaseEnd::Response(resp)) => {
+                    let cseq = header_str(&resp, &headers::CSEQ)
+                        .and_then(|v| v.trim().parse::<u32>().ok());
+                    if cseq.is_some() && cseq == keepalive_cseq {
+                        keepalive_cseq = None;
+                        self.on_keepalive_answer(&resp);
+                    }
+                }
+                Some(LeaseEnd::Request(req)) => {
+                    let reply = reply_to_server(&req);
+                    if let Err(e) = self.conn.send(&reply).await {
+                        break Err(SessionError::Conn(ConnError::Io(e)));
+                    }
+                }
+            }
+        };
+        match &result {
+            Ok(()) => {
+                self.teardown().await;
+            }
+            Err(e) => {
+                log::debug!("{}: session ended: {e}", self.opts.label);
+                self.release(e, memory).await;
+            }
+        }
+        result
+    }
+
     async fn send_keepalive(&mut self) -> Result<u32, SessionError> {
         let url = self.presentation_url.clone();
         let method = if self.keepalive_get_parameter {
@@ -1008,6 +1064,93 @@ enum Event {
     Request(Request<Vec<u8>>),
     UdpRtp(std::io::Result<(usize, SocketAddr)>),
     UdpRtcp(std::io::Result<(usize, SocketAddr)>),
+}
+
+/// A playing TCP session while the ingest thread has it.
+struct Lease {
+    session: Box<Session>,
+    sink: Box<dyn FrameSink>,
+    status: Arc<StreamStatus>,
+    stop: StopToken,
+    keepalive_at: Instant,
+    /// Why it came back.
+    ended: Option<LeaseEnd>,
+    back: smol::channel::Sender<Box<Lease>>,
+}
+
+enum LeaseEnd {
+    Stop,
+    Failed(SessionError),
+    KeepaliveDue,
+    Response(Response<Vec<u8>>),
+    Request(Request<Vec<u8>>),
+}
+
+impl Lease {
+    fn end(&mut self, why: LeaseEnd) -> bool {
+        self.ended = Some(why);
+        true
+    }
+}
+
+impl ingest::Job for Lease {
+    fn fd(&self) -> RawFd {
+        self.session.conn.raw_fd()
+    }
+
+    fn service(&mut self, tick: bool) -> bool {
+        let s = &mut *self.session;
+        // Readable, or the tick: the socket may be read again.
+        s.conn.rearm();
+        // A camera sending faster than it is read gets a bounded turn; the
+        // rest is read on its next readiness, after the other cameras.
+        for _ in 0..DRAIN_BUDGET {
+            let Some(track) = s.track.as_mut() else {
+                let e = SessionError::Protocol("playing without a track".into());
+                return self.end(LeaseEnd::Failed(e));
+            };
+            match s.conn.next_now() {
+                Err(e) => return self.end(LeaseEnd::Failed(e.into())),
+                Ok(Some(Incoming::Data { channel, payload })) => {
+                    s.rx.on_interleaved(
+                        track,
+                        channel,
+                        payload,
+                        &self.status,
+                        Some(&mut *self.sink),
+                    );
+                }
+                Ok(Some(Incoming::Response(r))) => return self.end(LeaseEnd::Response(r)),
+                Ok(Some(Incoming::Request(r))) => return self.end(LeaseEnd::Request(r)),
+                Ok(None) => break,
+            }
+        }
+        if !tick {
+            return false;
+        }
+        if self.stop.is_stopped() {
+            return self.end(LeaseEnd::Stop);
+        }
+        let now = Instant::now();
+        if now >= s.rx.last_packet_at + s.opts.data_timeout {
+            let e = SessionError::NoData(s.opts.data_timeout);
+            return self.end(LeaseEnd::Failed(e));
+        }
+        if now >= self.keepalive_at {
+            return self.end(LeaseEnd::KeepaliveDue);
+        }
+        false
+    }
+
+    fn fail(&mut self, why: String) {
+        self.ended = Some(LeaseEnd::Failed(SessionError::Protocol(why)));
+    }
+
+    fn give_back(self: Box<Self>) {
+        let back = self.back.clone();
+        // Only fails if the stream thread is gone; then so is the session.
+        let _ = back.try_send(self);
+    }
 }
 
 impl Receiver {

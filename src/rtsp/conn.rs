@@ -71,6 +71,9 @@ pub struct Conn {
     pub resync: bool,
     /// Stray bytes skipped so far (see `resync`).
     pub skipped_bytes: u64,
+    /// The last direct read came back short: the socket was empty then
+    /// (see [`Conn::next_now`]).
+    drained: bool,
 }
 
 impl Conn {
@@ -89,6 +92,7 @@ impl Conn {
             pending: 0,
             resync: false,
             skipped_bytes: 0,
+            drained: false,
         }
     }
 
@@ -132,8 +136,12 @@ impl Conn {
     /// The next message or interleaved frame if one is buffered or can be
     /// read without waiting; `None` when the socket has nothing more now.
     /// The read goes to the socket directly, not through the reactor, so a
-    /// caller that comes back on its own clock (see the client's paced
-    /// reading) costs no readiness registration per wake-up.
+    /// caller that comes back on its own clock (the ingest thread, see
+    /// `rtsp::ingest`) costs no readiness
+    /// registration per wake-up. A read that comes back short has emptied
+    /// the socket, so no more reads are made until the caller has waited
+    /// and called [`Conn::rearm`]: one read per wake-up, not a second one
+    /// that finds nothing.
     pub fn next_now(&mut self) -> Result<Option<Incoming<'_>>, ConnError> {
         self.start += std::mem::take(&mut self.pending);
         loop {
@@ -152,12 +160,23 @@ impl Conn {
                         Message::Data(_) => continue,
                     }));
                 }
+                None if self.drained => return Ok(None),
                 None => {
-                    self.make_room()?;
+                    // What is left is at most part of one frame: moving it
+                    // to the front lets a whole wake-up's worth of data in
+                    // with one read.
+                    self.compact();
+                    if self.end == self.buf.len() {
+                        return Err(ConnError::TooLarge);
+                    }
                     let mut socket = self.stream.get_ref();
+                    let room = self.buf.len() - self.end;
                     match io::Read::read(&mut socket, &mut self.buf[self.end..]) {
                         Ok(0) => return Err(ConnError::Closed),
-                        Ok(n) => self.end += n,
+                        Ok(n) => {
+                            self.end += n;
+                            self.drained = n < room;
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e.into()),
@@ -167,10 +186,16 @@ impl Conn {
         }
     }
 
-    /// Waits until the socket is readable: with `set_read_low_water`, until
-    /// that many bytes are queued (or the peer closed).
-    pub async fn readable(&self) -> io::Result<()> {
-        self.stream.readable().await
+    /// Says the socket may have data again (it was reported readable, or
+    /// the caller's clock says to look): [`Conn::next_now`] reads again.
+    pub fn rearm(&mut self) {
+        self.drained = false;
+    }
+
+    /// The socket, for a caller that waits on it itself (`rtsp::ingest`).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.stream.get_ref().as_raw_fd()
     }
 
     /// Readiness from now on means at least `bytes` queued (SO_RCVLOWAT).
@@ -209,6 +234,15 @@ impl Conn {
             self.start = 0;
         }
         Ok(())
+    }
+
+    /// Moves the unconsumed bytes to the front of the buffer.
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
     }
 
     /// Reads more bytes, compacting the buffer first when needed.
@@ -321,6 +355,7 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::net::TcpListener;
+    use std::time::{Duration, Instant};
 
     fn pair() -> (Conn, std::net::TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -395,6 +430,101 @@ mod tests {
             s
         });
         assert!(matches!(smol::block_on(c.next()), Err(ConnError::TooLarge)));
+        drop(t.join());
+    }
+
+    /// What the ingest thread does for a connection: waits for readiness
+    /// (or the timeout), then lets it read again.
+    fn wait_readable(c: &mut Conn, timeout: Duration) {
+        let mut pfd = libc::pollfd {
+            fd: c.raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one pollfd of ours.
+        let r = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+        assert!(r >= 0);
+        c.rearm();
+    }
+
+    fn data_channel(r: Result<Option<Incoming<'_>>, ConnError>) -> Option<(u8, Vec<u8>)> {
+        match r.unwrap() {
+            Some(Incoming::Data { channel, payload }) => Some((channel, payload.to_vec())),
+            Some(_) => panic!("expected data"),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn paced_reads_take_one_read_per_wait() {
+        let (mut c, mut s) = pair();
+        s.write_all(b"$\x00\x00\x01a$\x00\x00\x01b$\x00\x00\x03c")
+            .unwrap();
+        wait_readable(&mut c, Duration::from_secs(5));
+        assert_eq!(data_channel(c.next_now()), Some((0, b"a".to_vec())));
+        assert_eq!(data_channel(c.next_now()), Some((0, b"b".to_vec())));
+        // Half a frame: nothing whole, and the read was short.
+        assert_eq!(data_channel(c.next_now()), None);
+        s.write_all(b"cc$\x01\x00\x01d").unwrap();
+        // The socket was drained at the last read: no read until a wait.
+        assert_eq!(data_channel(c.next_now()), None);
+        wait_readable(&mut c, Duration::from_secs(5));
+        assert_eq!(data_channel(c.next_now()), Some((0, b"ccc".to_vec())));
+        assert_eq!(data_channel(c.next_now()), Some((1, b"d".to_vec())));
+        assert_eq!(data_channel(c.next_now()), None);
+        drop(s);
+        wait_readable(&mut c, Duration::from_secs(5));
+        assert!(matches!(c.next_now(), Err(ConnError::Closed)));
+    }
+
+    #[test]
+    fn paced_wait_honours_the_low_water_mark() {
+        let (mut c, mut s) = pair();
+        c.set_read_low_water(1000).unwrap();
+        s.write_all(&[b'$', 0, 0, 10]).unwrap();
+        s.write_all(&[7; 10]).unwrap();
+        // 14 bytes queued, below the mark: the wait runs to its timeout.
+        let t = Instant::now();
+        wait_readable(&mut c, Duration::from_millis(300));
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+        // The frame is there all the same once the caller reads.
+        assert_eq!(data_channel(c.next_now()), Some((0, vec![7; 10])));
+        assert_eq!(data_channel(c.next_now()), None);
+        // Past the mark the wait ends at once (bounded here by 5 s).
+        let mut frame = vec![b'$', 1, 0x04, 0];
+        frame.extend_from_slice(&[9; 1024]);
+        s.write_all(&frame).unwrap();
+        let t = Instant::now();
+        wait_readable(&mut c, Duration::from_secs(5));
+        assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+        assert_eq!(data_channel(c.next_now()), Some((1, vec![9; 1024])));
+    }
+
+    #[test]
+    fn paced_reads_refuse_an_oversized_message() {
+        let (mut c, mut s) = pair();
+        let t = std::thread::spawn(move || {
+            let _ = s.write_all(b"RTSP/1.0 200 OK\r\nX: ");
+            let _ = s.write_all(&vec![b'a'; MAX_MESSAGE_BYTES + 10]);
+            s
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let outcome = loop {
+            match c.next_now() {
+                Ok(None) if Instant::now() < deadline => {
+                    wait_readable(&mut c, Duration::from_millis(100))
+                }
+                Ok(None) => break "timed out",
+                Ok(Some(_)) => break "a message",
+                Err(ConnError::TooLarge) => break "too large",
+                Err(_) => break "another error",
+            }
+        };
+        assert_eq!(outcome, "too large");
         drop(t.join());
     }
 }

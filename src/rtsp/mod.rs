@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod client;
 pub mod conn;
+pub mod ingest;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
