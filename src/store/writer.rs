@@ -43,6 +43,12 @@ const MAX_FRAME_DURATION: i64 = 5 * TICKS;
 /// Drift correction: at most 0.2% faster or slower, enough for a camera
 /// clock 0.1% off, slow enough that playback speed never visibly changes.
 const MAX_CORRECTION_PPM: i64 = 2_000;
+/// An error within this is arrival jitter, not drift, and is left alone:
+/// frames reach the ring in bursts (the ingest thread drains each camera
+/// every 100 ms) and late by whatever the network adds, so one frame's
+/// arrival says little. Correcting it stretched recordings by up to 0.2 %
+/// for nothing: a frame's worth of timeline a minute that no frame fills.
+const DRIFT_DEADBAND: i64 = TICKS / 5;
 /// A recording that starts within this of where the previous one ended
 /// continues it (its start is the previous end); beyond, there was a gap.
 const CONTINUITY_SLACK: i64 = 5 * TICKS;
@@ -565,8 +571,12 @@ impl Writer {
                 // Positive error: the camera's clock is slow against ours,
                 // so its durations are short; stretch the next recording.
                 let error = wall - end;
-                let ppm = (error * 1_000_000 / st.s.segment_90k.max(TICKS))
-                    .clamp(-MAX_CORRECTION_PPM, MAX_CORRECTION_PPM);
+                let ppm = if error.abs() <= DRIFT_DEADBAND {
+                    0
+                } else {
+                    (error * 1_000_000 / st.s.segment_90k.max(TICKS))
+                        .clamp(-MAX_CORRECTION_PPM, MAX_CORRECTION_PPM)
+                };
                 (end, ppm)
             }
             Some(end) => (wall.max(end), 0),
