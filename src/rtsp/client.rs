@@ -850,6 +850,15 @@ impl Session {
                 }
             }
         };
+        self.end(result, memory).await
+    }
+
+    /// After streaming: TEARDOWN on stop, or release after a failure.
+    async fn end(
+        &mut self,
+        result: Result<(), SessionError>,
+        memory: &mut SessionMemory,
+    ) -> Result<(), SessionError> {
         match &result {
             Ok(()) => {
                 self.teardown().await;
@@ -950,16 +959,7 @@ impl Session {
                 }
             }
         };
-        match &result {
-            Ok(()) => {
-                self.teardown().await;
-            }
-            Err(e) => {
-                log::debug!("{}: session ended: {e}", self.opts.label);
-                self.release(e, memory).await;
-            }
-        }
-        result
+        self.end(result, memory).await
     }
 
     async fn send_keepalive(&mut self) -> Result<u32, SessionError> {
