@@ -1,9 +1,11 @@
-//! A coarse clock for the stream threads, delivered as socket readiness.
+//! A coarse clock for the UDP stream threads, delivered as socket
+//! readiness. (TCP sessions are received by `rtsp::ingest`, which keeps
+//! its own clock; a TCP-only recorder never starts this thread.)
 //!
 //! async-io's reactor allocates on every wake-up while any timer is
 //! registered (`Reactor::process_timers` splits its timer map), and a
-//! receiving stream wakes for nearly every packet. So the steady state of
-//! a stream registers no async-io timer at all: deadlines (keep-alive, data
+//! receiving UDP stream wakes for nearly every packet. So its steady state
+//! registers no async-io timer at all: deadlines (keep-alive, data
 //! timeout, UDP reorder wait) are checked on a tick that one process-wide
 //! thread writes into a socket pair per stream, every [`TICK`].
 

@@ -2,7 +2,10 @@
 //! TEARDOWN for one video stream, feeding RTP into a depacketizer.
 //!
 //! [`run_session`] runs one session from connect to failure (or stop); the
-//! caller (`daemon::stream`) reconnects with backoff. One video track is set
+//! caller (`daemon::stream`) reconnects with backoff. While a TCP session
+//! plays, its video is received by the shared ingest thread
+//! (`rtsp::ingest`); the session comes back here for keep-alives, RTSP
+//! messages, stop and failure. One video track is set
 //! up per session: Vigil records video, and one track keeps the camera's
 //! session count (often limited to 2-3) as low as it can be.
 //!
@@ -153,12 +156,12 @@ const UDP_SLOT_BYTES: usize = 4096;
 const REORDER_WAIT: Duration = Duration::from_millis(100);
 /// A camera sending faster than it is read keeps the connection's buffer
 /// full; ticks and the stop request are still looked at every this many
-/// packets.
+/// packets (UDP sessions).
 const TIMERS_EVERY: u32 = 64;
-/// Paced reading (TCP) wakes on the tick, or as soon as this much is
-/// queued: 16 ms of a 16 Mbit/s camera, well within a camera's small send
-/// buffer (a camera whose buffer fills drops frames), while a 2 Mbit/s
-/// stream is read on the tick alone.
+/// The ingest thread reads a TCP session on its tick, or as soon as this
+/// much is queued: 16 ms of a 16 Mbit/s camera, well within a camera's
+/// small send buffer (a camera whose buffer fills drops frames), while a
+/// 2 Mbit/s stream is read on the tick alone.
 const PACED_LOW_WATER: i32 = 32 * 1024;
 /// Packets one TCP session may hand over per turn of the ingest thread.
 const DRAIN_BUDGET: u32 = 256;
