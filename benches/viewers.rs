@@ -5,52 +5,18 @@
 //! decoded from the H.264 stream. Printed: the recorder's
 //! resident memory before and with them, per viewer, and its CPU.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{spawn_and_find, vigil_cmd};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const VIEWERS: usize = 10;
 const SETTLE: Duration = Duration::from_secs(6);
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_and_find(args: &[&str], prefix: &'static str) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(i) = line.find(prefix) {
-                let word = line[i + prefix.len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                let _ = tx.send(word);
-            }
-        }
-    });
-    let found = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("address in the log");
-    (Proc(child), found)
-}
 
 /// (resident KiB, CPU ticks used so far) of a process.
 fn usage(pid: u32) -> (u64, u64) {
@@ -101,14 +67,15 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (_camera, url) = spawn_and_find(
-        &[
+        vigil_cmd(&[
             "camera",
             "--listen",
             "127.0.0.1:0",
             "--bitrate-kbps",
             "2000",
-        ],
+        ]),
         "rtsp://",
+        None,
     );
     let base = format!("rtsp://{}", url.trim_end_matches('/'));
     let cfg = dir.join("vigil.toml");
@@ -123,8 +90,11 @@ fn main() {
         ),
     )
     .unwrap();
-    let (vigil, addr) =
-        spawn_and_find(&["-c", cfg.to_str().unwrap(), "run"], "http: listening on ");
+    let (vigil, addr) = spawn_and_find(
+        vigil_cmd(&["-c", cfg.to_str().unwrap(), "run"]),
+        "http: listening on ",
+        None,
+    );
     let addr: SocketAddr = addr.parse().unwrap();
     let pid = vigil.0.id();
     std::thread::sleep(SETTLE);

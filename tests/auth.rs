@@ -5,9 +5,13 @@
 //! invalidation; and `vigil user` through the real binary while `vigil run`
 //! serves, with the passwords absent from every output and log.
 
+mod common;
+
+use common::http::{send, Resp};
+use common::temp_dir;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -18,82 +22,8 @@ use vigil::serve::api_users;
 use vigil::serve::http::{HttpServer, Reply, RouteHook, ServeContext};
 use vigil::store::db::Db;
 
-const IO_TIMEOUT: Duration = Duration::from_secs(20);
 const ROOT_PW: &str = "root-Passw0rd";
 const BOB_PW: &str = "bob-Passw0rd";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-auth-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}\n{}",
-                self.head,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    /// The `vigil_session=...` pair of its Set-Cookie.
-    fn cookie(&self) -> String {
-        let c = self.header("Set-Cookie").expect("Set-Cookie");
-        c.split(';').next().unwrap().trim().to_owned()
-    }
-
-    fn text(&self) -> String {
-        format!(
-            "{}\r\n\r\n{}",
-            self.head,
-            String::from_utf8_lossy(&self.body)
-        )
-    }
-}
-
-fn send(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> Resp {
-    let raw = format!(
-        "{method} {target} HTTP/1.1\r\nHost: h:1\r\nConnection: close\r\n{headers}\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(raw.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(&out)));
-    let head = String::from_utf8(out[..split].to_vec()).unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Resp {
-        status,
-        head,
-        body: out[split + 4..].to_vec(),
-    }
-}
 
 fn basic(user: &str, pw: &str) -> String {
     use base64::Engine as _;
@@ -128,7 +58,7 @@ impl Drop for Setup {
 }
 
 fn setup(name: &str, auth_on: bool) -> Setup {
-    let dir = temp_dir(name);
+    let dir = temp_dir(&format!("auth-{name}"));
     let cfg = config::parse_str("[storage]\npath = \"data\"\n", &dir).unwrap();
     std::fs::create_dir_all(&cfg.storage.path).unwrap();
     let db_path = cfg.storage.db.clone();
@@ -167,12 +97,12 @@ fn setup(name: &str, auth_on: bool) -> Setup {
 /// Logs in; the cookie pair to send back.
 fn login(addr: SocketAddr, user: &str, pw: &str) -> String {
     let r = send(addr, "POST", "/api/login", "", &login_body(user, pw));
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.dump());
     r.cookie()
 }
 
 fn no_secret(r: &Resp, secrets: &[&str]) {
-    let t = r.text();
+    let t = r.dump();
     for s in secrets {
         assert!(!t.contains(s), "a password in an answer: {t}");
     }
@@ -185,7 +115,7 @@ fn login_logout_and_cookie_attributes() {
     // Wrong password or unknown user: 401, nothing set, no Basic dialog.
     for (u, p) in [("root", "wrong-password"), ("nobody", ROOT_PW)] {
         let r = send(a, "POST", "/api/login", "", &login_body(u, p));
-        assert_eq!(r.status, 401, "{}", r.text());
+        assert_eq!(r.status, 401, "{}", r.dump());
         assert!(r.header("Set-Cookie").is_none());
         assert!(r.header("WWW-Authenticate").is_none());
         assert_eq!(r.json()["error"], "wrong user name or password");
@@ -199,7 +129,7 @@ fn login_logout_and_cookie_attributes() {
     assert_eq!(r.status, 400);
 
     let r = send(a, "POST", "/api/login", "", &login_body("root", ROOT_PW));
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.dump());
     assert_eq!(r.json(), json!({ "user": "root", "role": "admin" }));
     no_secret(&r, &[ROOT_PW]);
     let set = r.header("Set-Cookie").unwrap();
@@ -219,7 +149,7 @@ fn login_logout_and_cookie_attributes() {
 
     // The page after a reload: who is logged in.
     let st = send(a, "GET", "/api/status", &cookie, "");
-    assert_eq!(st.status, 200, "{}", st.text());
+    assert_eq!(st.status, 200, "{}", st.dump());
     assert_eq!(
         st.json()["user"],
         json!({ "name": "root", "role": "admin" })
@@ -248,7 +178,7 @@ fn login_logout_and_cookie_attributes() {
     // Logging out by cookie must come from our page (Origin).
     assert_eq!(send(a, "POST", "/api/logout", &cookie, "").status, 403);
     let r = send(a, "POST", "/api/logout", &format!("{cookie}{ORIGIN}"), "");
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.dump());
     let cleared = r.header("Set-Cookie").unwrap();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert!(cleared.starts_with("vigil_session=;"), "{cleared}");
@@ -277,7 +207,7 @@ fn http_basic_and_roles() {
     let root = basic("root", ROOT_PW);
     let bob = basic("bob", BOB_PW);
     let r = send(a, "GET", "/api/status", &root, "");
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.dump());
     assert_eq!(r.json()["user"]["name"], "root");
     // Remembered checks answer the same (the second goes by the cache).
     for _ in 0..3 {
@@ -333,7 +263,7 @@ fn origin_check_with_a_real_session() {
     let body = json!({ "name": "carol", "password": "carol-pass-1", "role": "viewer" }).to_string();
     // No Origin, or another site's: refused, and nothing happened.
     let r = send(a, "POST", "/api/users", &cookie, &body);
-    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.dump());
     let evil = format!("{cookie}Origin: http://evil.example\r\n");
     assert_eq!(send(a, "POST", "/api/users", &evil, &body).status, 403);
     let wrong_port = format!("{cookie}Origin: http://h:2\r\n");
@@ -346,7 +276,7 @@ fn origin_check_with_a_real_session() {
     // Our page: done.
     let ours = format!("{cookie}{ORIGIN}");
     let r = send(a, "POST", "/api/users", &ours, &body);
-    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.status, 201, "{}", r.dump());
     // Reading needs no Origin.
     assert_eq!(send(a, "GET", "/api/users/carol", &cookie, "").status, 200);
     // Another site cannot log a browser into an account of its choosing.
@@ -376,7 +306,7 @@ fn admins_manage_users_and_the_last_admin_stays() {
         )
     };
     let r = add("carol", "carol-pass-1", "viewer");
-    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.status, 201, "{}", r.dump());
     assert_eq!(r.json(), json!({ "name": "carol", "role": "viewer" }));
     assert_eq!(r.header("Location").unwrap(), "/api/users/carol");
     assert_eq!(add("carol", "carol-pass-1", "viewer").status, 409);
@@ -388,7 +318,7 @@ fn admins_manage_users_and_the_last_admin_stays() {
         ("dave", "dave-pass-1", "root", "role"),
     ] {
         let r = add(name, pw, role);
-        assert_eq!(r.status, 400, "{name} {role}: {}", r.text());
+        assert_eq!(r.status, 400, "{name} {role}: {}", r.dump());
         let e = r.json()["error"].as_str().unwrap().to_owned();
         assert!(e.starts_with(field), "{e}");
         no_secret(&r, &[pw]);
@@ -413,14 +343,14 @@ fn admins_manage_users_and_the_last_admin_stays() {
             { "name": "root", "role": "admin" }
         ])
     );
-    assert!(!r.text().contains("argon2"));
+    assert!(!r.dump().contains("argon2"));
 
     // A password change ends the user's sessions; the new one works.
     let carol = format!("Cookie: {}\r\n", login(a, "carol", "carol-pass-1"));
     assert_eq!(send(a, "GET", "/api/status", &carol, "").status, 200);
     let body = json!({ "password": "carol-pass-2" }).to_string();
     let r = send(a, "PUT", "/api/users/carol", &cookie, &body);
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.dump());
     assert_eq!(r.json(), json!({ "name": "carol", "role": "viewer" }));
     assert_eq!(send(a, "GET", "/api/status", &carol, "").status, 401);
     let r = send(
@@ -471,9 +401,9 @@ fn admins_manage_users_and_the_last_admin_stays() {
 
     // The last admin can be neither deleted nor demoted.
     let r = send(a, "DELETE", "/api/users/carol", &cookie, "");
-    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(r.status, 204, "{}", r.dump());
     let r = send(a, "DELETE", "/api/users/root", &cookie, "");
-    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.status, 409, "{}", r.dump());
     assert!(r.json()["error"].as_str().unwrap().contains("last admin"));
     let r = send(
         a,
@@ -503,11 +433,11 @@ fn failed_logins_are_rate_limited_per_address() {
             "",
             &login_body("root", "guess-guess"),
         );
-        assert_eq!(r.status, 401, "failure {i}: {}", r.text());
+        assert_eq!(r.status, 401, "failure {i}: {}", r.dump());
     }
     // Now even the right password is refused, unchecked, with a wait.
     let r = send(a, "POST", "/api/login", "", &login_body("root", ROOT_PW));
-    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.status, 429, "{}", r.dump());
     let wait: u64 = r.header("Retry-After").unwrap().parse().unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
     assert!(r.header("Set-Cookie").is_none());
@@ -655,7 +585,7 @@ impl Drop for Running {
 
 #[test]
 fn vigil_user_while_vigil_run_serves_and_no_password_is_logged() {
-    let dir = temp_dir("binary");
+    let dir = temp_dir("auth-binary");
     std::fs::write(
         dir.join("vigil.toml"),
         "[storage]\npath = \"data\"\npool_size_mb = 1\npools = 2\n\
@@ -733,7 +663,7 @@ fn vigil_user_while_vigil_run_serves_and_no_password_is_logged() {
     // The server sees them at once.
     let cookie = format!("Cookie: {}\r\n", login(addr, "root", admin_pw));
     let r = send(addr, "GET", "/api/status", &cookie, "");
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 200, "{}", r.dump());
     assert_eq!(r.json()["user"]["name"], "root");
     let r = send(
         addr,

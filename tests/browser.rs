@@ -16,14 +16,18 @@
 //! first load is from a cold cache. `VIGIL_CHROMIUM` and
 //! `VIGIL_CHROMEDRIVER` name other binaries.
 
+mod common;
+
 use base64::Engine as _;
+use common::http::Resp;
+use common::{temp_dir, wait_for_every};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
@@ -34,37 +38,13 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// The element key of WebDriver (W3C) JSON.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn screenshots_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-// ---- A minimal HTTP/1.1 client: one request per connection.
-
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-}
+// ---- HTTP for chromedriver and the page: answers read by their framing.
 
 fn http(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &[u8]) -> Resp {
     let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
@@ -142,16 +122,9 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Polls `f` until it returns `Some`, at most `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// [`common::wait_for`] at 200 ms: each poll asks the browser or the server.
+fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_every(limit, Duration::from_millis(200), what, f)
 }
 
 // ---- WebDriver

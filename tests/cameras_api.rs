@@ -3,83 +3,31 @@
 //! loopback. Cameras are added, changed and removed while the others keep
 //! recording; the file keeps its comments.
 
-use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+mod common;
+
+use common::http::{self, get, Resp};
+use common::{temp_dir, wait_for};
+use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, StreamKind};
 use vigil::daemon::recorder::Recorder;
 use vigil::serve::http::HttpServer;
 use vigil::store;
 
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-struct Resp {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{}: not JSON ({e}): {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-}
-
+/// `method target`, with `body` as JSON when given.
 fn request(addr: SocketAddr, method: &str, target: &str, body: Option<&str>) -> Resp {
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-    if let Some(b) = body {
-        raw.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
-            b.len()
-        ));
-    } else {
-        raw.push_str("\r\n");
-    }
-    s.write_all(raw.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(&out)));
-    let head = String::from_utf8_lossy(&out[..split]).into_owned();
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
-    Resp {
-        status,
-        body: out[split + 4..].to_vec(),
-    }
-}
-
-fn get(addr: SocketAddr, target: &str) -> Resp {
-    request(addr, "GET", target, None)
-}
-
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
+    match body {
+        Some(b) => http::send(
+            addr,
+            method,
+            target,
+            "Content-Type: application/json\r\n",
+            b,
+        ),
+        None => http::request(addr, method, target),
     }
 }
 

@@ -6,11 +6,14 @@
 //! disarmed, the software watchdog restarting a camera that stops sending
 //! while keeping its connection, and the start-up time to the first frame.
 
+mod common;
 mod fakecam;
 
+use common::http::{free_port, get_json};
+use common::{temp_dir, wait_for_every};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,46 +23,14 @@ use vigil::camera::{CameraServer, ServerOptions};
 const T: Duration = Duration::from_secs(30);
 const BIN: &str = env!("CARGO_BIN_EXE_vigil");
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-daemon-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wait_for<V>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<V>) -> V {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(addr: SocketAddr, target: &str) -> Option<Value> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
-    serde_json::from_slice(&out[split + 4..]).ok()
+/// [`common::wait_for`] at 20 ms: the start-up time is measured with it.
+fn wait_for<V>(limit: Duration, what: &str, f: impl FnMut() -> Option<V>) -> V {
+    wait_for_every(limit, Duration::from_millis(20), what, f)
 }
 
 /// The first camera's first stream in /api/status.
 fn first_stream(addr: SocketAddr) -> Option<Value> {
-    let v = get(addr, "/api/status")?;
+    let v = get_json(addr, "/api/status")?;
     Some(v["cameras"][0]["streams"][0].clone())
 }
 
@@ -203,7 +174,7 @@ fn shutdown_steps(log: &str) {
 
 #[test]
 fn daemon_detaches_refuses_a_second_one_and_shuts_down_in_order() {
-    let dir = temp_dir("detach");
+    let dir = temp_dir("daemon-detach");
     let cam = CameraServer::start(ServerOptions {
         listen: ([127, 0, 0, 1], 0).into(),
         auth: None,
@@ -335,7 +306,7 @@ fn daemon_detaches_refuses_a_second_one_and_shuts_down_in_order() {
 
 #[test]
 fn stale_pid_file_replaced_startup_timed_and_sigterm_exits_zero() {
-    let dir = temp_dir("stale");
+    let dir = temp_dir("daemon-stale");
     let cam = CameraServer::start(ServerOptions {
         listen: ([127, 0, 0, 1], 0).into(),
         auth: None,
@@ -400,7 +371,7 @@ fn stale_pid_file_replaced_startup_timed_and_sigterm_exits_zero() {
 
 #[test]
 fn watchdog_restarts_a_camera_that_stops_sending_but_stays_connected() {
-    let dir = temp_dir("watchdog");
+    let dir = temp_dir("daemon-watchdog");
     // Sends 30 frames (0.3 s) after each PLAY, then keeps the connection
     // open and silent.
     let cam = fakecam::FakeCamera::start(fakecam::Script {

@@ -3,9 +3,11 @@
 //! ffmpeg, ranges spliced across recordings and starting mid-GOP, in H.264
 //! and H.265, decoded with no error.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::http::request;
+use common::{temp_dir, wait_for};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +19,7 @@ use vigil::serve::ts::{TsFile, PACKET};
 use vigil::serve::view::plan_frames;
 use vigil::store::{self, db::Db, db::RecordingRow};
 
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const FRAME_90K: i64 = 3600;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Camera `a` records H.264, camera `b` H.265 (main) and MJPEG (sub).
 /// The config is also written to `dir/vigil.toml`, for the CLI.
@@ -70,65 +64,6 @@ fn recordings(cfg: &Config, camera: &str, stream: &str) -> (u32, Vec<RecordingRo
         .filter(|r| r.stream_id == id)
         .collect();
     (id, recs)
-}
-
-/// Polls `f` until it returns `Some`, at most `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn error(&self) -> String {
-        let v: serde_json::Value = serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.head));
-        v["error"].as_str().expect("an error message").to_owned()
-    }
-}
-
-fn request(addr: SocketAddr, method: &str, target: &str) -> Resp {
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Resp {
-        status,
-        head,
-        body: raw[split + 4..].to_vec(),
-    }
 }
 
 fn range_query(start: i64, end: i64) -> String {

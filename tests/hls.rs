@@ -7,9 +7,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use common::http::{self, Resp};
+use common::{temp_dir, wait_for};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,81 +21,14 @@ use vigil::daemon::recorder::Recorder;
 use vigil::serve::http::HttpServer;
 use vigil::store::{self, db::Db};
 
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest an ffmpeg run may take.
 const FFMPEG_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn error(&self) -> String {
-        let v: serde_json::Value = serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()));
-        v["error"].as_str().expect("an error message").to_owned()
-    }
-}
-
+/// GET, asserting that the body is as long as its Content-Length says.
 fn get(addr: SocketAddr, target: &str) -> Resp {
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    write!(
-        s,
-        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let r = Resp {
-        status,
-        head,
-        body: raw[split + 4..].to_vec(),
-    };
-    if let Some(len) = r.header("Content-Length") {
-        assert_eq!(len.parse::<usize>().unwrap(), r.body.len(), "{}", r.head);
-    }
+    let r = http::get(addr, target);
+    http::assert_length("GET", &r);
     r
-}
-
-/// Polls `f` until it returns `Some`, at most `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Runs a command with a deadline; returns (success, stdout, stderr).

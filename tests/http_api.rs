@@ -1,11 +1,14 @@
 //! The HTTP API end to end, in one process: the built-in camera, a
-//! recorder, and the HTTP server on loopback, queried by a small blocking
-//! client written here.
+//! recorder, and the HTTP server on loopback, queried by the small blocking
+//! client of `common::http`.
 
-use serde_json::Value;
+mod common;
+
+use common::http::{self, exchange_within, get_with, parse, Resp};
+use common::{temp_dir, wait_for};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
@@ -14,14 +17,8 @@ use vigil::daemon::recorder::Recorder;
 use vigil::serve::http::{Body, HttpServer, Reply, RouteHook, ServeContext};
 use vigil::store;
 
+/// How long this file's own sockets wait, and a garbage request's answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn config(dir: &Path, camera: &CameraServer) -> Config {
     let text = format!(
@@ -37,92 +34,21 @@ fn config(dir: &Path, camera: &CameraServer) -> Config {
     config::parse_str(&text, dir).unwrap()
 }
 
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): {}\n{}",
-                self.head,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-}
-
-/// Sends `raw` and reads until the server closes (bounded by timeouts).
-fn exchange(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-    s.set_read_timeout(Some(IO_TIMEOUT))?;
-    s.set_write_timeout(Some(IO_TIMEOUT))?;
-    s.write_all(raw)?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    Ok(out)
-}
-
-fn parse(raw: &[u8]) -> Resp {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {head}"));
-    Resp {
-        status,
-        head,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
+/// A request whose answer must carry a Content-Type, and a body as long as
+/// its Content-Length says.
 fn request(addr: SocketAddr, method: &str, target: &str) -> Resp {
-    let raw = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let r = parse(&exchange(addr, raw.as_bytes()).unwrap());
+    let r = http::request(addr, method, target);
     assert!(
         r.header("Content-Type").is_some(),
         "{method} {target}: no Content-Type in {}",
         r.head
     );
-    if let Some(len) = r.header("Content-Length") {
-        if method != "HEAD" {
-            assert_eq!(len.parse::<usize>().unwrap(), r.body.len(), "{}", r.head);
-        }
-    }
+    http::assert_length(method, &r);
     r
 }
 
 fn get(addr: SocketAddr, target: &str) -> Resp {
     request(addr, "GET", target)
-}
-
-/// Polls `f` until it returns `Some`, at most `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn context(cfg: &Config, rec: &Recorder, hook: Option<RouteHook>) -> Arc<ServeContext> {
@@ -338,7 +264,7 @@ fn api_over_a_recording_camera() {
         b"GET http://example.com/ HTTP/1.1\r\nConnection: close\r\n\r\n",
         b"GET /api/status HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n",
     ] {
-        match exchange(addr, raw) {
+        match exchange_within(addr, raw, IO_TIMEOUT) {
             Ok(out) if out.is_empty() => {}
             Ok(out) => {
                 let r = parse(&out);
@@ -468,11 +394,6 @@ fn long_answers_are_limited_by_max_clients() {
     );
     drop(viewer);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn get_with(addr: SocketAddr, target: &str, extra: &str) -> Resp {
-    let raw = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
-    parse(&exchange(addr, raw.as_bytes()).unwrap())
 }
 
 #[test]
@@ -676,12 +597,7 @@ fn auth_gate_roles_origin_and_methods() {
     let http = HttpServer::start(([127, 0, 0, 1], 0).into(), ctx.clone(), 4).unwrap();
     let addr = http.local_addr();
     let send = |method: &str, target: &str, headers: &str, body: &str| -> Resp {
-        let raw = format!(
-            "{method} {target} HTTP/1.1\r\nHost: h:1\r\nConnection: close\r\n{headers}\
-             Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        parse(&exchange(addr, raw.as_bytes()).unwrap())
+        http::send(addr, method, target, headers, body)
     };
     // No credentials.
     assert_eq!(send("GET", "/api/status", "", "").status, 401);

@@ -12,11 +12,13 @@
 //! clients trickling a head a byte a second are cut within the head
 //! timeout while others are served.
 
+mod common;
+
+use common::http;
+use common::{spawn_and_find, temp_dir, vigil_cmd, wait_until_every, Proc};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const REQUESTS: usize = 10_000;
@@ -28,45 +30,6 @@ const MAX_CLIENTS: usize = 8;
 const SPARE_THREADS: usize = 8;
 /// Other threads a request may start: MJPEG producers (one per stream).
 const OTHER_THREADS: usize = 4;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_and_find(args: &[&str], prefix: &'static str, log: PathBuf) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = std::fs::File::create(log).unwrap();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(out, "{line}");
-            if let Some(i) = line.find(prefix) {
-                let word = line[i + prefix.len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                let _ = tx.send(word);
-            }
-        }
-    });
-    let found = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("address in the log");
-    (Proc(child), found)
-}
 
 /// xorshift64*: small, deterministic, good enough to pick cases.
 struct Rng(u64);
@@ -331,15 +294,9 @@ fn fd_targets(pid: u32) -> Vec<String> {
 }
 
 fn status_json(addr: SocketAddr) -> serde_json::Value {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut all = Vec::new();
-    s.read_to_end(&mut all).unwrap();
-    let at = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    assert!(all.starts_with(b"HTTP/1.1 200"));
-    serde_json::from_slice(&all[at + 4..]).unwrap()
+    let r = http::get(addr, "/api/status");
+    assert!(r.head.starts_with("HTTP/1.1 200"), "{}", r.head);
+    r.json()
 }
 
 fn frames_and_drops(addr: SocketAddr) -> (u64, u64) {
@@ -351,29 +308,16 @@ fn frames_and_drops(addr: SocketAddr) -> (u64, u64) {
     )
 }
 
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    cond()
+/// [`common::wait_until`] at 200 ms: each check asks the server.
+fn wait_until(limit: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until_every(limit, Duration::from_millis(200), cond)
 }
 
 fn start(dir: &Path) -> (Proc, Proc, SocketAddr) {
     let (camera, url) = spawn_and_find(
-        &["camera", "--listen", "127.0.0.1:0"],
+        vigil_cmd(&["camera", "--listen", "127.0.0.1:0"]),
         "rtsp://",
-        dir.join("camera.log"),
+        Some(dir.join("camera.log")),
     );
     let base = format!("rtsp://{}", url.trim_end_matches('/'));
     let cfg = dir.join("vigil.toml");
@@ -389,9 +333,9 @@ fn start(dir: &Path) -> (Proc, Proc, SocketAddr) {
     )
     .unwrap();
     let (vigil, addr) = spawn_and_find(
-        &["-c", cfg.to_str().unwrap(), "run"],
+        vigil_cmd(&["-c", cfg.to_str().unwrap(), "run"]),
         "http: listening on ",
-        dir.join("vigil.log"),
+        Some(dir.join("vigil.log")),
     );
     (camera, vigil, addr.parse().unwrap())
 }

@@ -4,9 +4,11 @@
 //! times run on without a hole. A stream that is not recorded is watched
 //! live all the same; a stopping server ends the response.
 
+mod common;
+
+use common::temp_dir;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,13 +19,6 @@ use vigil::serve::http::HttpServer;
 use vigil::store;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Opens `target` and reads for `duration` (or until the server closes):
 /// returns the response head and the body so far.

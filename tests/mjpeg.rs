@@ -4,6 +4,10 @@
 //! chunked encoding and the multipart framing. The tests marked `#[ignore]`
 //! also decode what is served with ffmpeg (`make test` runs them).
 
+mod common;
+
+use common::http::{get, request, Resp};
+use common::{temp_dir, wait_for};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -18,13 +22,6 @@ use vigil::store;
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// `[http] mjpeg_fps` of these tests.
 const FPS: u32 = 4;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Camera `a`: H.264 main, MJPEG sub (not recorded, still live). Camera
 /// `h`: H.265 only.
@@ -79,65 +76,6 @@ impl Setup {
         self.rec.shutdown(Duration::from_secs(5)).unwrap();
         self.cam.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn error(&self) -> String {
-        let v: serde_json::Value = serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)));
-        v["error"].as_str().expect("an error message").to_owned()
-    }
-}
-
-fn request(addr: SocketAddr, method: &str, target: &str) -> Resp {
-    let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Resp {
-        status,
-        head,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
-fn get(addr: SocketAddr, target: &str) -> Resp {
-    request(addr, "GET", target)
-}
-
-/// Polls `f` until it returns `Some`, at most `limit`.
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -3,20 +3,16 @@
 //! across several recordings decodes with no error, and durations and
 //! frame counts match what the index says.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::temp_dir;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
 use vigil::store::{self, db::Db};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Frames of a/main whose start lies in `[start, end)`, from the index.
 fn indexed_frames(cfg: &Config, start: i64, end: i64) -> u64 {

@@ -3,34 +3,19 @@
 //! valid edit is applied (only the cameras it touches restart); an invalid
 //! one is logged with its line and ignored.
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::http::{free_port, get_json};
+use common::{temp_dir, wait_for};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil::camera::{CameraServer, ServerOptions};
 
 const T: Duration = Duration::from_secs(30);
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wait_for<V>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<V>) -> V {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// `vigil run`, its stderr collected line by line; killed on drop.
 struct Vigil {
@@ -97,20 +82,9 @@ impl Drop for Vigil {
     }
 }
 
-fn get(addr: SocketAddr, target: &str) -> Option<Value> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n")?;
-    serde_json::from_slice(&out[split + 4..]).ok()
-}
-
 /// Per camera name, its main stream's (state, frames, reconnects).
 fn statuses(addr: SocketAddr) -> Option<Vec<(String, String, u64, u64)>> {
-    let v = get(addr, "/api/status")?;
+    let v = get_json(addr, "/api/status")?;
     v["cameras"]
         .as_array()?
         .iter()
@@ -130,14 +104,6 @@ fn all_streaming(addr: SocketAddr, names: &[&str]) -> Option<Vec<(String, String
     let s = statuses(addr)?;
     let got: Vec<&str> = s.iter().map(|c| c.0.as_str()).collect();
     (got == names && s.iter().all(|c| c.1 == "streaming" && c.2 > 0)).then_some(s)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn camera_table(name: &str, url: &str) -> String {
@@ -217,12 +183,12 @@ fn sighup_applies_valid_edits_and_ignores_invalid_ones() {
     assert!(line.contains("removed [\"a\"]"), "{line}");
     vigil.wait_log(from, &["[http] changed", "next restart"]);
     wait_for(T, "b streaming H.265", || {
-        let v = get(addr, "/api/status")?;
+        let v = get_json(addr, "/api/status")?;
         let cams = v["cameras"].as_array()?;
         (cams.len() == 1 && cams[0]["name"] == "b" && cams[0]["streams"][0]["codec"] == "h265")
             .then_some(())
     });
-    let list = get(addr, "/api/cameras").unwrap();
+    let list = get_json(addr, "/api/cameras").unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(list[0]["url"].as_str().unwrap().ends_with("/h265/b"));
 

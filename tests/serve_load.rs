@@ -6,113 +6,33 @@
 //! peak memory must stay bounded. Also: a download whose pool is reclaimed
 //! under it is cut off, never handed other bytes.
 
+mod common;
+
+use common::http::{Resp, IO_TIMEOUT};
+use common::{spawn_and_find, temp_dir, vigil_cmd, wait_for, Proc};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn vigil() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    c.env_remove("RUST_LOG");
-    c
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Starts `cmd` and returns it with the first word starting with `prefix`
-/// that it logs on stderr (an address it listens on). The rest of stderr
-/// is kept in `log`.
-fn spawn_and_find(mut cmd: Command, prefix: &'static str, log: PathBuf) -> (Proc, String) {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out = std::fs::File::create(log).unwrap();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = writeln!(out, "{line}");
-            if let Some(i) = line.find(prefix) {
-                let word = line[i + prefix.len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                let _ = tx.send(word);
-            }
-        }
-    });
-    let found = rx
-        .recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("the process never logged {prefix:?}"));
-    (Proc(child), found)
-}
-
 fn start_camera(dir: &Path) -> (Proc, String) {
-    let mut cmd = vigil();
-    cmd.args([
+    let cmd = vigil_cmd(&[
         "camera",
         "--listen",
         "127.0.0.1:0",
         "--bitrate-kbps",
         "1000",
     ]);
-    let (p, url) = spawn_and_find(cmd, "rtsp://", dir.join("camera.log"));
+    let (p, url) = spawn_and_find(cmd, "rtsp://", Some(dir.join("camera.log")));
     (p, format!("rtsp://{}", url.trim_end_matches('/')))
 }
 
 fn start_vigil(cfg: &Path, dir: &Path) -> (Proc, SocketAddr) {
-    let mut cmd = vigil();
-    cmd.args(["-c", cfg.to_str().unwrap(), "run"]);
-    let (p, addr) = spawn_and_find(cmd, "http: listening on ", dir.join("vigil.log"));
+    let cmd = vigil_cmd(&["-c", cfg.to_str().unwrap(), "run"]);
+    let (p, addr) = spawn_and_find(cmd, "http: listening on ", Some(dir.join("vigil.log")));
     (p, addr.parse().unwrap())
-}
-
-/// A response: status, head, and the body as far as it was read.
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-    /// The body ended as the framing said (Content-Length reached, or the
-    /// last chunk), rather than by a closed connection or a timeout.
-    complete: bool,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.head))
-    }
 }
 
 /// How much of a body to read.
@@ -124,8 +44,10 @@ enum Take {
 }
 
 /// GET `target`, reading the body as `take` says; a chunked body is
-/// de-chunked.
-fn get(addr: SocketAddr, target: &str, take: Take) -> Resp {
+/// de-chunked. With the answer comes whether its body ended as the framing
+/// said (Content-Length reached, or the last chunk), rather than by a
+/// closed connection or a timeout.
+fn get(addr: SocketAddr, target: &str, take: Take) -> (Resp, bool) {
     let mut s = TcpStream::connect_timeout(&addr, IO_TIMEOUT).unwrap();
     s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     write!(
@@ -151,8 +73,8 @@ fn get(addr: SocketAddr, target: &str, take: Take) -> Resp {
         status,
         head,
         body: Vec::new(),
-        complete: false,
     };
+    let mut complete = false;
     let until = match take {
         Take::All => None,
         Take::For(d) => Some(Instant::now() + d),
@@ -175,7 +97,7 @@ fn get(addr: SocketAddr, target: &str, take: Take) -> Resp {
                 break;
             };
             if n == 0 {
-                resp.complete = true;
+                complete = true;
                 break;
             }
             let at = resp.body.len();
@@ -202,13 +124,13 @@ fn get(addr: SocketAddr, target: &str, take: Take) -> Resp {
                 Ok(n) => resp.body.extend_from_slice(&buf[..n]),
             }
         }
-        resp.complete = len.is_some_and(|l| resp.body.len() == l);
+        complete = len.is_some_and(|l| resp.body.len() == l);
     }
-    resp
+    (resp, complete)
 }
 
 fn status(addr: SocketAddr) -> Value {
-    let r = get(addr, "/api/status", Take::All);
+    let (r, _) = get(addr, "/api/status", Take::All);
     assert_eq!(r.status, 200, "{}", r.head);
     r.json()
 }
@@ -245,7 +167,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// The recorded span of `camera/stream` as (start_90k, end_90k) over all
 /// its recordings.
 fn recorded_span(addr: SocketAddr, camera: &str, stream: &str) -> Option<(i64, i64)> {
-    let r = get(
+    let (r, _) = get(
         addr,
         &format!("/api/cameras/{camera}/recordings?stream={stream}"),
         Take::All,
@@ -258,17 +180,6 @@ fn recorded_span(addr: SocketAddr, camera: &str, stream: &str) -> Option<(i64, i
     let start = recs.iter().filter_map(|r| r["start_90k"].as_i64()).min()?;
     let end = recs.iter().filter_map(|r| r["end_90k"].as_i64()).max()?;
     Some((start, end))
-}
-
-fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn ffmpeg_decodes(bytes: &[u8], name: &str, dir: &Path) {
@@ -376,7 +287,7 @@ fn twenty_clients_while_recording_four_streams() {
     assert_eq!(targets.len(), 20);
 
     let started = Instant::now();
-    let results: Vec<(String, Resp)> = std::thread::scope(|s| {
+    let results: Vec<(String, (Resp, bool))> = std::thread::scope(|s| {
         let handles: Vec<_> = targets
             .iter()
             .map(|(t, take)| s.spawn(move || (t.clone(), get(addr, t, *take))))
@@ -385,7 +296,7 @@ fn twenty_clients_while_recording_four_streams() {
     });
     let took = started.elapsed();
 
-    for (target, r) in &results {
+    for (target, (r, complete)) in &results {
         assert_eq!(r.status, 200, "{target}: {}", r.head);
         if target.contains("live.mp4") || target.contains("mjpeg") {
             // Live bodies never end; they must have flowed the whole time.
@@ -396,7 +307,7 @@ fn twenty_clients_while_recording_four_streams() {
             );
         } else {
             assert!(
-                r.complete,
+                *complete,
                 "{target}: {} of {:?} bytes",
                 r.body.len(),
                 r.header("Content-Length")
@@ -409,7 +320,7 @@ fn twenty_clients_while_recording_four_streams() {
         ("export.ts", "load.ts"),
         ("live.mp4", "live.mp4"),
     ] {
-        let (_, r) = results.iter().find(|(t, _)| t.contains(kind)).unwrap();
+        let (_, (r, _)) = results.iter().find(|(t, _)| t.contains(kind)).unwrap();
         ffmpeg_decodes(&r.body, name, &dir);
     }
 
@@ -419,7 +330,7 @@ fn twenty_clients_while_recording_four_streams() {
         assert!(frames_after > frames_before, "{name} stopped recording");
     }
     let rss_after = peak_rss_kib(pid);
-    let bytes: usize = results.iter().map(|(_, r)| r.body.len()).sum();
+    let bytes: usize = results.iter().map(|(_, (r, _))| r.body.len()).sum();
     eprintln!(
         "20 clients: {:.1} MiB served in {took:?}; vigil peak RSS {rss_before} KiB before, \
          {rss_after} KiB after",
@@ -459,8 +370,8 @@ fn a_download_whose_pool_is_reclaimed_is_cut_off() {
         start / 90_000 + 1,
         end / 90_000
     );
-    let whole = get(addr, &target, Take::All);
-    assert!(whole.complete && whole.status == 200, "{}", whole.head);
+    let (whole, complete) = get(addr, &target, Take::All);
+    assert!(complete && whole.status == 200, "{}", whole.head);
     let etag = whole.header("ETag").unwrap();
 
     // The same download, read slowly: a small receive window and a pause

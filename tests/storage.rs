@@ -1,20 +1,16 @@
 //! Recording through the whole path, in one process: the built-in camera,
 //! stream threads, the arena, the writer, pool files and the index.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::temp_dir;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::cli::CheckLevel;
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
 use vigil::store::{self, db::Db};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn config(dir: &Path, camera: &CameraServer, pool_mb: u32, pools: u32, kbps_note: &str) -> Config {
     let text = format!(

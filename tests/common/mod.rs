@@ -1,13 +1,18 @@
 //! Helpers shared by Vigil's integration tests: a real camera (GStreamer's
 //! RTSP server, `tests/gst/rtsp_server.py`) run as a child process, a frame
 //! sink that records what a stream delivers and checks every sample against
-//! the format `vigil::media` promises, and bounded waiting.
+//! the format `vigil::media` promises, child processes found by what they
+//! log, fresh temporary directories, bounded waiting, and (in [`http`]) a
+//! small HTTP client.
 //!
-//! Each integration test crate compiles this module separately and uses only
-//! part of it.
+//! Each integration test crate compiles this module separately (`mod
+//! common;`) and uses only part of it.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+pub mod http;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -28,7 +33,16 @@ const POLL: Duration = Duration::from_millis(10);
 
 /// Polls `cond` until it holds or `timeout` passes; returns whether it held.
 /// The condition is checked once more at the deadline.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until_every(timeout, POLL, cond)
+}
+
+/// [`wait_until`], checking every `every` (a costly condition less often).
+pub fn wait_until_every(
+    timeout: Duration,
+    every: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if cond() {
@@ -38,8 +52,93 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if now >= deadline {
             return false;
         }
-        std::thread::sleep(POLL.min(deadline - now));
+        std::thread::sleep(every.min(deadline - now));
     }
+}
+
+/// Polls `f` every 100 ms until it returns `Some`; panics naming `what`
+/// after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_every(limit, Duration::from_millis(100), what, f)
+}
+
+/// [`wait_for`], polling every `every`.
+pub fn wait_for_every<T>(
+    limit: Duration,
+    every: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(every);
+    }
+}
+
+/// A fresh, empty `vigil-{name}-{pid}` in the system's temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vigil-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A child process, killed (and reaped) on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `vigil` (the binary under test) with `args` and no `RUST_LOG`.
+pub fn vigil_cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    c.args(args).env_remove("RUST_LOG");
+    c
+}
+
+/// Starts `cmd` and returns it with the word that follows `prefix` the
+/// first time its stderr has it (an address it listens on); waits at most
+/// 20 s. All of stderr is copied to `log`, when given.
+pub fn spawn_and_find(
+    mut cmd: Command,
+    prefix: &'static str,
+    log: Option<PathBuf>,
+) -> (Proc, String) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = log.map(|l| std::fs::File::create(l).unwrap());
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(out) = &mut out {
+                let _ = writeln!(out, "{line}");
+            }
+            if let Some(i) = line.find(prefix) {
+                let word = line[i + prefix.len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let _ = tx.send(word);
+            }
+        }
+    });
+    let found = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| panic!("the process never logged {prefix:?}"));
+    (Proc(child), found)
 }
 
 /// A running `tests/gst/rtsp_server.py`. Killed (and reaped) on drop.
