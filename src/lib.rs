@@ -3,7 +3,8 @@
 //! Data flows one way, and the modules are laid out in that order:
 //!
 //! ```text
-//! config -> daemon (one thread per stream) -> rtsp (client session, RTP)
+//! config -> daemon (one thread per stream) -> rtsp (client session; one
+//!           ingest thread receives every TCP session's RTP)
 //!        -> media (depacketize into whole access units)
 //!        -> arena (one fixed buffer, a ring per stream)
 //!        -> store (writer thread: pool files + SQLite index)
@@ -24,6 +25,7 @@ pub mod media;
 pub mod rtsp;
 pub mod serve;
 pub mod signals;
+pub mod sockopt;
 pub mod store;
 pub mod time;
 

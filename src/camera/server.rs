@@ -193,24 +193,9 @@ async fn accept_loop(listener: Async<TcpListener>, shared: Rc<Shared>) {
 /// for tens of seconds (and cost that much kernel memory per stream in a
 /// large benchmark); a camera has small buffers and drops frames instead.
 fn limit_send_buffer(stream: &TcpStream) {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        let size: libc::c_int = SEND_BUFFER;
-        // SAFETY: setsockopt on a socket we own, with a pointer to a c_int
-        // and its size; failure only leaves the default in place.
-        unsafe {
-            libc::setsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_SNDBUF,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = stream;
+    use std::os::fd::AsRawFd;
+    // Failure only leaves the default in place.
+    let _ = crate::sockopt::set(stream.as_raw_fd(), libc::SO_SNDBUF, SEND_BUFFER);
 }
 
 /// A timer that is only re-registered with the reactor when its deadline

@@ -269,6 +269,8 @@ struct Session {
     /// Quirk: many cameras ignore or reject GET_PARAMETER; use it only
     /// when OPTIONS listed it, and fall back to OPTIONS if it is refused.
     keepalive_get_parameter: bool,
+    /// The CSeq of the keep-alive sent last, until it is answered.
+    keepalive_in_flight: Option<u32>,
     presentation_url: Url,
     track: Option<Track>,
     /// The UDP sockets, when the transport is UDP.
@@ -322,6 +324,7 @@ impl Session {
             session_id: None,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             keepalive_get_parameter: false,
+            keepalive_in_flight: None,
             presentation_url: url.clone(),
             track: None,
             udp: None,
@@ -670,13 +673,7 @@ impl Session {
                         ),
                     }
                 }
-                Incoming::Request(req) => {
-                    let reply = reply_to_server(&req);
-                    self.conn
-                        .send(&reply)
-                        .await
-                        .map_err(|e| SessionError::Conn(ConnError::Io(e)))?;
-                }
+                Incoming::Request(req) => self.answer(&req).await?,
                 // Quirk: RTP arriving before the PLAY response.
                 Incoming::Data { channel, payload } => match &mut self.track {
                     Some(track) => self
@@ -699,7 +696,6 @@ impl Session {
     ) -> Result<(), SessionError> {
         let keepalive_every = self.keepalive_every();
         let mut next_keepalive = Instant::now() + keepalive_every;
-        let mut keepalive_cseq: Option<u32> = None;
         // When the UDP reorder window started waiting for a missing packet.
         let mut gap_since: Option<Instant> = None;
         // No async-io timer while streaming (see `daemon::ticker`): deadlines
@@ -807,30 +803,16 @@ impl Session {
                         break Err(SessionError::NoData(self.opts.data_timeout));
                     }
                     if now >= next_keepalive {
-                        if keepalive_cseq.is_some() {
-                            // Quirk: servers that ignore keep-alives; that is
-                            // fine as long as data flows.
-                            log::debug!("{}: previous keep-alive unanswered", self.opts.label);
-                        }
-                        match self.send_keepalive().await {
-                            Ok(c) => keepalive_cseq = Some(c),
-                            Err(e) => break Err(e),
+                        if let Err(e) = self.keep_alive().await {
+                            break Err(e);
                         }
                         next_keepalive = now + keepalive_every;
                     }
                 }
-                Event::Response(resp) => {
-                    let cseq = header_str(&resp, &headers::CSEQ)
-                        .and_then(|v| v.trim().parse::<u32>().ok());
-                    if cseq.is_some() && cseq == keepalive_cseq {
-                        keepalive_cseq = None;
-                        self.on_keepalive_answer(&resp);
-                    }
-                }
+                Event::Response(resp) => self.on_streaming_response(&resp),
                 Event::Request(req) => {
-                    let reply = reply_to_server(&req);
-                    if let Err(e) = self.conn.send(&reply).await {
-                        break Err(SessionError::Conn(ConnError::Io(e)));
+                    if let Err(e) = self.answer(&req).await {
+                        break Err(e);
                     }
                 }
                 Event::UdpRtp(Err(e)) | Event::UdpRtcp(Err(e)) => {
@@ -897,7 +879,6 @@ impl Session {
         }
         let keepalive_every = self.keepalive_every();
         let mut keepalive_at = Instant::now() + keepalive_every;
-        let mut keepalive_cseq: Option<u32> = None;
         let (back_tx, back_rx) = smol::channel::bounded::<Box<Lease>>(1);
         let result = loop {
             let lease = Box::new(Lease {
@@ -935,34 +916,51 @@ impl Session {
                 Some(LeaseEnd::Stop) => break Ok(()),
                 Some(LeaseEnd::Failed(e)) => break Err(e),
                 Some(LeaseEnd::KeepaliveDue) => {
-                    if keepalive_cseq.is_some() {
-                        // Quirk: servers that ignore keep-alives; that is
-                        // fine as long as data flows.
-                        log::debug!("{}: previous keep-alive unanswered", self.opts.label);
-                    }
-                    match self.send_keepalive().await {
-                        Ok(c) => keepalive_cseq = Some(c),
-                        Err(e) => break Err(e),
+                    if let Err(e) = self.keep_alive().await {
+                        break Err(e);
                     }
                     keepalive_at = Instant::now() + keepalive_every;
                 }
-                Some(LeaseEnd::Response(resp)) => {
-                    let cseq = header_str(&resp, &headers::CSEQ)
-                        .and_then(|v| v.trim().parse::<u32>().ok());
-                    if cseq.is_some() && cseq == keepalive_cseq {
-                        keepalive_cseq = None;
-                        self.on_keepalive_answer(&resp);
-                    }
-                }
+                Some(LeaseEnd::Response(resp)) => self.on_streaming_response(&resp),
                 Some(LeaseEnd::Request(req)) => {
-                    let reply = reply_to_server(&req);
-                    if let Err(e) = self.conn.send(&reply).await {
-                        break Err(SessionError::Conn(ConnError::Io(e)));
+                    if let Err(e) = self.answer(&req).await {
+                        break Err(e);
                     }
                 }
             }
         };
         self.end(result, memory).await
+    }
+
+    /// Sends a keep-alive and notes its CSeq for the answer.
+    async fn keep_alive(&mut self) -> Result<(), SessionError> {
+        if self.keepalive_in_flight.is_some() {
+            // Quirk: servers that ignore keep-alives; that is fine as long
+            // as data flows.
+            log::debug!("{}: previous keep-alive unanswered", self.opts.label);
+        }
+        self.keepalive_in_flight = Some(self.send_keepalive().await?);
+        Ok(())
+    }
+
+    /// A response while streaming: the keep-alive's answer, or a stale one
+    /// (ignored).
+    fn on_streaming_response(&mut self, resp: &Response<Vec<u8>>) {
+        let cseq = header_str(resp, &headers::CSEQ).and_then(|v| v.trim().parse::<u32>().ok());
+        if cseq.is_some() && cseq == self.keepalive_in_flight {
+            self.keepalive_in_flight = None;
+            self.on_keepalive_answer(resp);
+        }
+    }
+
+    /// A request from the camera (a keep-alive of its own, mostly),
+    /// answered at once.
+    async fn answer(&mut self, req: &Request<Vec<u8>>) -> Result<(), SessionError> {
+        let reply = reply_to_server(req);
+        self.conn
+            .send(&reply)
+            .await
+            .map_err(|e| SessionError::Conn(ConnError::Io(e)))
     }
 
     async fn send_keepalive(&mut self) -> Result<u32, SessionError> {

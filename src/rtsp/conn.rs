@@ -29,6 +29,13 @@ pub enum Incoming<'a> {
     Request(Request<Vec<u8>>),
 }
 
+/// A whole frame in the buffer, before it is handed out as [`Incoming`].
+enum Buffered {
+    Data(u8),
+    Response(Response<Vec<u8>>),
+    Request(Request<Vec<u8>>),
+}
+
 #[derive(Debug)]
 pub enum ConnError {
     Io(io::Error),
@@ -113,23 +120,10 @@ impl Conn {
     pub async fn next(&mut self) -> Result<Incoming<'_>, ConnError> {
         self.start += std::mem::take(&mut self.pending);
         loop {
-            match self.frame_at_start()? {
-                Some((len, Framed::Data(channel))) => {
-                    self.pending = len;
-                    let payload = &self.buf[self.start + 4..self.start + len];
-                    return Ok(Incoming::Data { channel, payload });
-                }
-                Some((len, Framed::Message(msg))) => {
-                    self.pending = len;
-                    return Ok(match msg {
-                        Message::Response(r) => Incoming::Response(r),
-                        Message::Request(r) => Incoming::Request(r),
-                        // Framed::Data handles `$` frames before rtsp-types sees them.
-                        Message::Data(_) => continue,
-                    });
-                }
-                None => self.fill().await?,
+            if let Some(b) = self.buffered()? {
+                return Ok(self.hand_out(b));
             }
+            self.fill().await?;
         }
     }
 
@@ -145,43 +139,29 @@ impl Conn {
     pub fn next_now(&mut self) -> Result<Option<Incoming<'_>>, ConnError> {
         self.start += std::mem::take(&mut self.pending);
         loop {
-            match self.frame_at_start()? {
-                Some((len, Framed::Data(channel))) => {
-                    self.pending = len;
-                    let payload = &self.buf[self.start + 4..self.start + len];
-                    return Ok(Some(Incoming::Data { channel, payload }));
+            if let Some(b) = self.buffered()? {
+                return Ok(Some(self.hand_out(b)));
+            }
+            if self.drained {
+                return Ok(None);
+            }
+            // What is left is at most part of one frame: moving it to the
+            // front lets a whole wake-up's worth of data in with one read.
+            self.compact();
+            if self.end == self.buf.len() {
+                return Err(ConnError::TooLarge);
+            }
+            let mut socket = self.stream.get_ref();
+            let room = self.buf.len() - self.end;
+            match io::Read::read(&mut socket, &mut self.buf[self.end..]) {
+                Ok(0) => return Err(ConnError::Closed),
+                Ok(n) => {
+                    self.end += n;
+                    self.drained = n < room;
                 }
-                Some((len, Framed::Message(msg))) => {
-                    self.pending = len;
-                    return Ok(Some(match msg {
-                        Message::Response(r) => Incoming::Response(r),
-                        Message::Request(r) => Incoming::Request(r),
-                        // Framed::Data handles `$` frames before rtsp-types sees them.
-                        Message::Data(_) => continue,
-                    }));
-                }
-                None if self.drained => return Ok(None),
-                None => {
-                    // What is left is at most part of one frame: moving it
-                    // to the front lets a whole wake-up's worth of data in
-                    // with one read.
-                    self.compact();
-                    if self.end == self.buf.len() {
-                        return Err(ConnError::TooLarge);
-                    }
-                    let mut socket = self.stream.get_ref();
-                    let room = self.buf.len() - self.end;
-                    match io::Read::read(&mut socket, &mut self.buf[self.end..]) {
-                        Ok(0) => return Err(ConnError::Closed),
-                        Ok(n) => {
-                            self.end += n;
-                            self.drained = n < room;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -200,24 +180,7 @@ impl Conn {
 
     /// Readiness from now on means at least `bytes` queued (SO_RCVLOWAT).
     pub fn set_read_low_water(&self, bytes: i32) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let v: libc::c_int = bytes;
-        // SAFETY: setsockopt on a socket we own, with a pointer to a c_int
-        // and its size.
-        let r = unsafe {
-            libc::setsockopt(
-                self.stream.get_ref().as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        crate::sockopt::set(self.raw_fd(), libc::SO_RCVLOWAT, bytes)
     }
 
     /// Compacts the buffer so that there is room to read into.
@@ -254,6 +217,41 @@ impl Conn {
         }
         self.end += n;
         Ok(())
+    }
+
+    /// The whole message or interleaved frame at `start`, if buffered; it
+    /// is consumed at the next call of `next`/`next_now` (`pending`).
+    fn buffered(&mut self) -> Result<Option<Buffered>, ConnError> {
+        loop {
+            let Some((len, framed)) = self.frame_at_start()? else {
+                return Ok(None);
+            };
+            let b = match framed {
+                Framed::Data(channel) => Buffered::Data(channel),
+                Framed::Message(Message::Response(r)) => Buffered::Response(r),
+                Framed::Message(Message::Request(r)) => Buffered::Request(r),
+                // `$` frames are Framed::Data before rtsp-types sees them;
+                // should one get through, it is skipped.
+                Framed::Message(Message::Data(_)) => {
+                    self.start += len;
+                    continue;
+                }
+            };
+            self.pending = len;
+            return Ok(Some(b));
+        }
+    }
+
+    /// What [`Conn::buffered`] found, as the caller gets it.
+    fn hand_out(&self, b: Buffered) -> Incoming<'_> {
+        match b {
+            Buffered::Data(channel) => Incoming::Data {
+                channel,
+                payload: &self.buf[self.start + 4..self.start + self.pending],
+            },
+            Buffered::Response(r) => Incoming::Response(r),
+            Buffered::Request(r) => Incoming::Request(r),
+        }
     }
 
     /// A whole frame at `start`, if buffered.

@@ -339,18 +339,7 @@ mod tests {
     #[test]
     fn bytes_below_the_low_water_mark_are_read_on_the_tick() {
         let (a, mut a_tx, a_back) = counter(10, None);
-        let v: libc::c_int = 1 << 20;
-        // SAFETY: setsockopt with a pointer to a c_int and its size.
-        let r = unsafe {
-            libc::setsockopt(
-                a.sock.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVLOWAT,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(r, 0);
+        crate::sockopt::set(a.sock.as_raw_fd(), libc::SO_RCVLOWAT, 1 << 20).unwrap();
         let serviced = a.serviced.clone();
         lend(a);
         // Once it has been looked at on arrival, so that the bytes below

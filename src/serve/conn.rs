@@ -1094,22 +1094,7 @@ fn register<'a>(shared: &'a Shared, s: &TcpStream) -> Option<Registration<'a>> {
 
 /// Sets `SO_SNDBUF` (which also stops the kernel growing it).
 fn set_send_buffer(s: &TcpStream, bytes: libc::c_int) -> io::Result<()> {
-    // SAFETY: a valid socket descriptor (borrowed for the call), and a
-    // pointer to a c_int with its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sockopt::set(s.as_raw_fd(), libc::SO_SNDBUF, bytes)
 }
 
 /// Reads what is there, waiting no later than `deadline`.
