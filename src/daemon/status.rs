@@ -55,7 +55,11 @@ pub struct StreamSnapshot {
     /// Timestamp jumps that split the recording.
     pub discontinuities: u64,
     pub reconnects: u32,
+    /// Why the stream last failed; cleared (moved to `previous_error`)
+    /// as soon as it streams again.
     pub last_error: Option<String>,
+    /// The error the stream recovered from most recently.
+    pub previous_error: Option<String>,
     /// The writer's error while storage fails (disk full, unwritable);
     /// cleared when writing works again.
     pub storage_error: Option<String>,
@@ -85,6 +89,7 @@ impl Default for StreamSnapshot {
             discontinuities: 0,
             reconnects: 0,
             last_error: None,
+            previous_error: None,
             storage_error: None,
             param_changes: 0,
             watchdog_restarts: 0,
@@ -254,6 +259,9 @@ impl StreamStatus {
         self.with(|i| {
             i.set_state(StreamState::Streaming);
             let s = &mut i.snap;
+            if let Some(e) = s.last_error.take() {
+                s.previous_error = Some(e);
+            }
             s.frames += 1;
             s.key_frames += u64::from(key);
             s.bytes += bytes as u64;

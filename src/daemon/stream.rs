@@ -51,37 +51,64 @@ impl StreamSpec {
     }
 }
 
-/// Reconnect delays: 1 s doubling to 60 s, each with up to 25% jitter so
-/// that cameras behind one switch do not all retry at once; reset after a
-/// session that streamed for a minute.
+/// Reconnect delays. The backoff grows only across consecutive attempts
+/// that failed (refused, 401, 404, no data); a session that delivered
+/// video resets it, so a camera that drops every 25 s is back each time
+/// within a second, not after an ever longer wait.
+///
+/// - After a session that delivered video: `BACKOFF_FIRST`.
+/// - Failed attempts while the outage is young (the stream delivered video
+///   less than `PATIENT_FOR` ago): doubling from `BACKOFF_MIN` to
+///   `BACKOFF_SHORT_MAX`, so a camera that reboots is recorded again within
+///   a few seconds of it being back.
+/// - Failed attempts after that, or for a camera that never delivered:
+///   doubling up to `BACKOFF_MAX`, polite to a camera that keeps refusing.
+///
+/// Each delay has up to 25 % jitter, so that cameras behind one switch do
+/// not all retry at once.
 pub(crate) struct Backoff {
-    next: Duration,
+    failures: u32,
     rng: u32,
 }
 
+pub(crate) const BACKOFF_FIRST: Duration = Duration::from_millis(300);
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_SHORT_MAX: Duration = Duration::from_secs(3);
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(60);
-const HEALTHY: Duration = Duration::from_secs(60);
+const PATIENT_FOR: Duration = Duration::from_secs(120);
 
 impl Backoff {
     pub(crate) fn new(seed: u32) -> Self {
         Backoff {
-            next: BACKOFF_MIN,
+            failures: 0,
             rng: seed | 1,
         }
     }
 
-    pub(crate) fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    /// The wait before the next attempt. `delivered`: the session that
+    /// just ended delivered video. `since_video`: how long ago the stream
+    /// last delivered video (`None`: never).
+    pub(crate) fn next_delay(
+        &mut self,
+        delivered: bool,
+        since_video: Option<Duration>,
+    ) -> Duration {
         // xorshift32: plenty for jitter, no dependency.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 17;
         self.rng ^= self.rng << 5;
-        let base = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let base = if delivered {
+            self.failures = 0;
+            BACKOFF_FIRST
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            let cap = match since_video {
+                Some(d) if d < PATIENT_FOR => BACKOFF_SHORT_MAX,
+                _ => BACKOFF_MAX,
+            };
+            let doubled = BACKOFF_MIN.saturating_mul(1u32 << (self.failures - 1).min(16));
+            doubled.min(cap)
+        };
         let jitter_permille = self.rng % 251; // 0..=25%
         base + base * jitter_permille / 1000
     }
@@ -177,13 +204,13 @@ async fn run_stream(
         ^ Instant::now().elapsed().subsec_nanos();
     let mut backoff = Backoff::new(seed);
     let mut attempt = 0u32;
+    let mut last_video: Option<Instant> = None;
     let mut memory = SessionMemory::default();
     while !stop.is_stopped() {
         if attempt > 0 {
             status.count_reconnect();
         }
         attempt += 1;
-        let started = Instant::now();
         let frames_before = status.snapshot().frames;
         // The session has a stop of its own, which the stream's stop and
         // the watchdog's kick both trigger (see `daemon::watchdog`).
@@ -215,8 +242,8 @@ async fn run_stream(
             Err(e) => e.to_string(),
         };
         let streamed = status.snapshot().frames > frames_before;
-        if streamed && started.elapsed() >= HEALTHY {
-            backoff.reset();
+        if streamed {
+            last_video = Some(Instant::now());
         }
         // A stream that was delivering and broke is reconnecting; one that
         // never got going (refused, auth, garbage) is in error.
@@ -225,12 +252,15 @@ async fn run_stream(
         } else {
             StreamState::Error
         };
-        let delay = backoff.next_delay();
+        let delay = backoff.next_delay(streamed, last_video.map(|t| t.elapsed()));
         log::warn!(
             "{label}: {err}; reconnecting in {:.1} s",
             delay.as_secs_f32()
         );
-        status.set_error(state, err);
+        status.set_error(
+            state,
+            format!("{err}; next attempt in {:.0} s", delay.as_secs_f32().ceil()),
+        );
         sleep_or_stop(delay, &stop).await;
     }
     log::info!("{label}: stopped");
@@ -241,15 +271,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_to_a_minute_with_bounded_jitter() {
+    fn a_session_that_delivered_resets_the_backoff() {
         let mut b = Backoff::new(12345);
+        for _ in 0..10 {
+            let d = b.next_delay(true, Some(Duration::ZERO));
+            assert!(d >= BACKOFF_FIRST && d <= BACKOFF_FIRST + BACKOFF_FIRST / 4);
+        }
+    }
+
+    #[test]
+    fn a_young_outage_is_retried_every_few_seconds() {
+        let mut b = Backoff::new(7);
+        let mut base = BACKOFF_MIN;
+        for i in 0..20 {
+            let d = b.next_delay(false, Some(Duration::from_secs(i * 3)));
+            assert!(d >= base && d <= base + base / 4, "{d:?} vs {base:?}");
+            base = (base * 2).min(BACKOFF_SHORT_MAX);
+        }
+    }
+
+    #[test]
+    fn a_camera_that_keeps_refusing_is_retried_up_to_a_minute_apart() {
+        let mut b = Backoff::new(99);
         let mut base = BACKOFF_MIN;
         for _ in 0..12 {
-            let d = b.next_delay();
+            let d = b.next_delay(false, None);
             assert!(d >= base && d <= base + base / 4, "{d:?} vs {base:?}");
             base = (base * 2).min(BACKOFF_MAX);
         }
-        b.reset();
-        assert!(b.next_delay() < Duration::from_millis(1300));
+        // Once it delivers, the next wait is short again.
+        assert!(b.next_delay(true, None) < Duration::from_millis(400));
+        assert!(b.next_delay(false, Some(Duration::from_secs(1))) < Duration::from_millis(1300));
     }
 }

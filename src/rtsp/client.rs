@@ -104,6 +104,8 @@ pub enum SessionError {
     /// The camera's answers break the protocol in a way we cannot work around.
     Protocol(String),
     NoData(Duration),
+    /// The camera said goodbye (RTCP BYE): its stream ended.
+    Bye,
 }
 
 impl fmt::Display for SessionError {
@@ -129,6 +131,7 @@ impl fmt::Display for SessionError {
             }
             SessionError::Protocol(s) => write!(f, "protocol error: {s}"),
             SessionError::NoData(d) => write!(f, "no video data for {} s", d.as_secs()),
+            SessionError::Bye => f.write_str("the camera ended the stream (RTCP BYE)"),
         }
     }
 }
@@ -291,6 +294,8 @@ struct Receiver {
     last_packet_at: Instant,
     drops_logged: u32,
     last_sender_report: Option<rtcp::SenderReport>,
+    /// The camera sent RTCP BYE for our source: the session ends.
+    bye: bool,
     params_known: bool,
 }
 
@@ -834,6 +839,9 @@ impl Session {
                     }
                 }
             }
+            if self.rx.bye {
+                break Err(SessionError::Bye);
+            }
         };
         self.end(result, memory).await
     }
@@ -1126,6 +1134,9 @@ impl ingest::Job for Lease {
                 Ok(None) => break,
             }
         }
+        if s.rx.bye {
+            return self.end(LeaseEnd::Failed(SessionError::Bye));
+        }
         if !tick {
             return false;
         }
@@ -1166,6 +1177,7 @@ impl Receiver {
             drops_logged: 0,
             last_sender_report: None,
             params_known: false,
+            bye: false,
         }
     }
 
@@ -1245,6 +1257,10 @@ impl Receiver {
     }
 
     fn on_rtcp(&mut self, bytes: &[u8], status: &StreamStatus) {
+        if rtcp::is_bye(bytes, self.ssrc) {
+            log::info!("{}: the camera sent RTCP BYE: its stream ended", self.label);
+            self.bye = true;
+        }
         match rtcp::sender_report(bytes) {
             Ok(Some(sr)) => {
                 if self.ssrc.is_some_and(|s| s != sr.ssrc) {

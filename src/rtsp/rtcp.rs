@@ -26,6 +26,8 @@ impl std::error::Error for RtcpError {}
 
 /// Packet type of a sender report.
 const PT_SR: u8 = 200;
+/// Packet type of a goodbye (RFC 3550 §6.6).
+const PT_BYE: u8 = 203;
 /// Common header (4) + SSRC (4) + sender info (20).
 const SR_MIN_LEN: usize = 28;
 
@@ -75,9 +77,65 @@ pub fn sender_report(compound: &[u8]) -> Result<Option<SenderReport>, RtcpError>
     Ok(None)
 }
 
+/// Whether a compound RTCP packet holds a BYE for `ssrc` (for any source
+/// when `ssrc` is `None`: the media's SSRC is not known yet). A camera
+/// sends BYE when its stream ends (GStreamer on end of stream), often
+/// keeping the connection open; the session must end at once, not after
+/// the no-data timeout. Malformed packets are no BYE.
+pub fn is_bye(compound: &[u8], ssrc: Option<u32>) -> bool {
+    let mut rest = compound;
+    while rest.len() >= 4 {
+        let header = &rest[..4];
+        if header[0] >> 6 != 2 {
+            return false;
+        }
+        let words = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let Some(packet) = rest.get(..(words + 1) * 4) else {
+            return false;
+        };
+        if header[1] == PT_BYE {
+            let sources = usize::from(header[0] & 0x1f);
+            let Some(want) = ssrc else { return true };
+            if (0..sources).any(|k| be32(packet, 4 + 4 * k) == Some(want)) {
+                return true;
+            }
+        }
+        rest = &rest[packet.len()..];
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bye(ssrcs: &[u32]) -> Vec<u8> {
+        let mut b = vec![0x80 | ssrcs.len() as u8, PT_BYE, 0, ssrcs.len() as u8];
+        for s in ssrcs {
+            b.extend_from_slice(&s.to_be_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn bye_for_our_source_after_a_receiver_report() {
+        let mut c = rr();
+        c.extend(bye(&[7, 0x1234_5678]));
+        assert!(is_bye(&c, Some(0x1234_5678)));
+        assert!(is_bye(&c, None));
+        assert!(!is_bye(&c, Some(9)));
+        assert!(!is_bye(&sr(), None));
+    }
+
+    #[test]
+    fn truncated_or_foreign_bye_is_no_bye() {
+        let b = bye(&[5]);
+        assert!(!is_bye(&b[..6], Some(5)));
+        let mut bad = b.clone();
+        bad[0] = 0x41; // version 1
+        assert!(!is_bye(&bad, Some(5)));
+        assert!(!is_bye(&[], None));
+    }
 
     fn sr() -> Vec<u8> {
         let mut p = vec![0x80, 200, 0, 6];

@@ -642,6 +642,7 @@ impl Worker {
                 "reconnects": n.reconnects,
                 "watchdog_restarts": n.watchdog_restarts,
                 "last_error": n.last_error,
+                "previous_error": n.previous_error,
                 "storage_error": n.storage_error,
             });
             match cameras.iter_mut().find(|(c, _)| *c == s.camera) {

@@ -14,5 +14,6 @@ pub mod format;
 pub mod open;
 pub mod pool;
 pub mod recover;
+pub mod timeline;
 pub mod video_index;
 pub mod writer;

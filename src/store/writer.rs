@@ -20,6 +20,7 @@ use super::db::{CommitBatch, Db, RecordRow, RecordingRow, SampleEntry, WriterPos
 use super::db::{RECORDING_DISCONTINUITY, RECORDING_GAP, RECORDING_OPEN};
 use super::format::{self, FrameEntry, RecordHeader, FLAG_FIRST, FLAG_GAP, POOL_HEADER_BYTES};
 use super::pool::Pools;
+use super::timeline::{self, Sample};
 use super::video_index::VideoIndexEncoder;
 use crate::arena::RingReader;
 use crate::daemon::{StopToken, StreamStatus};
@@ -32,26 +33,21 @@ use std::time::{Duration, Instant};
 /// wake-ups (it was 20 ms: 50 a second for nothing).
 const WRITER_POLL: Duration = Duration::from_millis(100);
 
-/// 90 kHz ticks per second.
-pub const TICKS: i64 = 90_000;
+pub use super::timeline::TICKS;
 /// Frames in one record at most (one `pwritev` of header + frames).
 const MAX_FRAMES_PER_RECORD: usize = 512;
-/// A frame interval beyond this is not a frame interval: the camera's
-/// clock jumped. The frame gets the previous interval and the recording
-/// ends there.
-const MAX_FRAME_DURATION: i64 = 5 * TICKS;
 /// Drift correction: at most 0.2% faster or slower, enough for a camera
 /// clock 0.1% off, slow enough that playback speed never visibly changes.
 const MAX_CORRECTION_PPM: i64 = 2_000;
 /// An error within this is arrival jitter, not drift, and is left alone:
 /// frames reach the ring in bursts (the ingest thread drains each camera
-/// every 100 ms) and late by whatever the network adds, so one frame's
-/// arrival says little. Correcting it stretched recordings by up to 0.2 %
-/// for nothing: a frame's worth of timeline a minute that no frame fills.
+/// every 100 ms) and late by whatever the network adds. Correcting it
+/// stretched recordings by up to 0.2 % for nothing: a frame's worth of
+/// timeline a minute that no frame fills. An index ahead of the frames'
+/// bounds is no jitter (a frame cannot be captured after it arrived), so
+/// that side is corrected from `DRIFT_DEADBAND_AHEAD`.
 const DRIFT_DEADBAND: i64 = TICKS / 5;
-/// A recording that starts within this of where the previous one ended
-/// continues it (its start is the previous end); beyond, there was a gap.
-const CONTINUITY_SLACK: i64 = 5 * TICKS;
+const DRIFT_DEADBAND_AHEAD: i64 = TICKS / 50;
 /// When a ring is this full, the writer writes out early rather than
 /// waiting for the sync interval.
 const EARLY_WRITE_PERCENT: u32 = 50;
@@ -119,6 +115,15 @@ struct OpenRecording {
     gap_pending: bool,
 }
 
+/// A ring frame as the timeline sees it.
+fn sample(f: &crate::arena::FrameView<'_>) -> Sample {
+    Sample {
+        media_90k: f.meta.timestamp_90k,
+        wall_90k: f.meta.wall_90k,
+        discontinuity: f.meta.discontinuity,
+    }
+}
+
 struct StreamState {
     s: WriterStream,
     rec: Option<OpenRecording>,
@@ -131,6 +136,9 @@ struct StreamState {
     /// not a continuation.
     last_duration: i64,
     first_recording: bool,
+    /// Where the next recording starts: set when a long stall ended the
+    /// previous one (`timeline::Placement::split`).
+    next_start: Option<i64>,
 }
 
 impl StreamState {
@@ -143,6 +151,7 @@ impl StreamState {
             sample_entry_id: None,
             last_duration: TICKS / 25,
             first_recording: true,
+            next_start: None,
         }
     }
 }
@@ -154,6 +163,11 @@ struct PendingRecord {
     entries: Vec<FrameEntry>,
     carry: i64,
     last_duration: i64,
+    /// Frames are missing inside the record (a short stall).
+    gap: bool,
+    /// A long stall follows the record: the recording ends with it and
+    /// the next one starts here.
+    split: Option<i64>,
 }
 
 pub struct Writer {
@@ -173,6 +187,8 @@ pub struct Writer {
     closed: Vec<RecordingRow>,
     header_buf: Vec<u8>,
     pending: PendingRecord,
+    /// The ring frames' bounds (`timeline::bounds`), reused.
+    bounds: Vec<i64>,
     /// Where [`WriterCommand`]s arrive, once [`Writer::commands`] made it.
     commands: Option<mpsc::Receiver<WriterCommand>>,
     pub stats: WriterStats,
@@ -236,7 +252,10 @@ impl Writer {
                 entries: Vec::with_capacity(MAX_FRAMES_PER_RECORD),
                 carry: 0,
                 last_duration: 0,
+                gap: false,
+                split: None,
             },
+            bounds: Vec::new(),
             commands: None,
             stats: WriterStats::default(),
         })
@@ -466,9 +485,7 @@ impl Writer {
         let (Some(rec), Some(f)) = (&st.rec, st.s.ring.peek(0)) else {
             return false;
         };
-        f.meta.key
-            && rec.row.frames > 0
-            && f.meta.timestamp_90k - rec.row.media_start_90k >= rotate_after(st)
+        f.meta.key && rec.row.frames > 0 && rec.row.duration_90k >= rotate_after(st)
     }
 
     /// How many of the first `writable` ring frames go into the next
@@ -484,18 +501,29 @@ impl Writer {
         } else {
             0
         };
+        let ring = &st.s.ring;
+        timeline::bounds(
+            (0..ring.len())
+                .filter_map(|k| ring.peek(k))
+                .map(|f| sample(&f)),
+            &mut self.bounds,
+        );
         let p = &mut self.pending;
         p.entries.clear();
         p.carry = rec.carry;
         p.last_duration = st.last_duration;
+        p.gap = false;
+        p.split = None;
+        // The index time of the frame being planned.
+        let mut at = rec.row.start_90k + rec.row.duration_90k;
         let mut bytes: u64 = 0;
         let mut n = 0;
         while n < writable && n < MAX_FRAMES_PER_RECORD {
-            let Some(f) = st.s.ring.peek(n) else { break };
+            let Some(f) = ring.peek(n) else { break };
             if n > 0 {
                 // Boundaries: new parameters, a discontinuity, rotation.
                 let new_params = !f.extra.is_empty() && f.extra != st.params.as_slice();
-                let rotate = f.meta.key && f.meta.timestamp_90k - rec.row.media_start_90k >= limit;
+                let rotate = f.meta.key && at - rec.row.start_90k >= limit;
                 if new_params || f.meta.discontinuity || rotate || f.gap_before {
                     break;
                 }
@@ -505,28 +533,59 @@ impl Writer {
             if n > 0 && header + bytes + size > pool_room {
                 break;
             }
-            // The duration: to the next frame when it continues this one.
-            let raw = match st.s.ring.peek(n + 1) {
-                Some(nf) if !nf.meta.discontinuity => nf.meta.timestamp_90k - f.meta.timestamp_90k,
-                _ => p.last_duration,
+            // The duration: to where the next frame goes on the timeline.
+            let here = sample(&f);
+            let placed = match (ring.peek(n + 1), self.bounds.get(n + 1)) {
+                (Some(nf), Some(&bound)) if !nf.meta.discontinuity => {
+                    let carry = &mut p.carry;
+                    let ppm = rec.correction_ppm;
+                    Some(timeline::place(
+                        &here,
+                        at,
+                        &sample(&nf),
+                        bound,
+                        p.last_duration,
+                        |d| {
+                            // Drift correction, with the rounding remainder carried.
+                            let scaled = d * ppm + *carry;
+                            *carry = scaled % 1_000_000;
+                            scaled / 1_000_000
+                        },
+                    ))
+                }
+                _ => None,
             };
-            let raw = if raw <= 0 || raw > MAX_FRAME_DURATION {
-                p.last_duration
-            } else {
-                raw
-            };
-            p.last_duration = raw;
-            // Drift correction, with the rounding remainder carried.
-            let scaled = raw * rec.correction_ppm + p.carry;
-            p.carry = scaled % 1_000_000;
-            let duration = (raw + scaled / 1_000_000).max(1);
+            let duration = match placed {
+                Some(pl) => {
+                    if pl.reanchored {
+                        // Quirk: camera clocks jump, stop and run off; the
+                        // wall clock wins (docs/storage.md, "The timeline").
+                        log::debug!("{}: frame re-anchored on the wall clock", st.s.label);
+                    }
+                    if pl.gap {
+                        p.gap = true;
+                    } else {
+                        p.last_duration = pl.duration;
+                    }
+                    if pl.split {
+                        p.split = Some(pl.next_at);
+                    }
+                    pl.duration
+                }
+                None => p.last_duration,
+            }
+            .max(1);
             p.entries.push(FrameEntry {
                 duration_90k: u32::try_from(duration).unwrap_or(u32::MAX),
                 size: u32::try_from(size).unwrap_or(u32::MAX),
                 key: f.meta.key,
             });
+            at += duration;
             bytes += size;
             n += 1;
+            if p.split.is_some() {
+                break;
+            }
         }
         n
     }
@@ -559,28 +618,35 @@ impl Writer {
         let Some(first) = st.s.ring.peek(0) else {
             return Ok(());
         };
-        let wall = first.meta.wall_90k;
-        // Start: the previous end when this continues it (no overlap, no
-        // gap); the frame's arrival time after a gap, never before the end.
-        let (start, correction_ppm) = match st.prev_end_90k {
-            Some(end)
-                if !first.meta.discontinuity
-                    && !first.gap_before
-                    && (wall - end).abs() <= CONTINUITY_SLACK =>
-            {
+        let ring = &st.s.ring;
+        timeline::bounds(
+            (0..ring.len())
+                .filter_map(|k| ring.peek(k))
+                .map(|f| sample(&f)),
+            &mut self.bounds,
+        );
+        let bound = self.bounds.first().copied().unwrap_or(first.meta.wall_90k);
+        // Start: the previous end when this continues it and the wall
+        // clock agrees (no overlap, no gap); else the first frame's bound,
+        // never before the previous end (docs/storage.md, "The timeline").
+        let continuing = !first.meta.discontinuity && !first.gap_before;
+        let start = match st.next_start.take() {
+            Some(at) => at.max(st.prev_end_90k.unwrap_or(at)),
+            None => timeline::start(bound, st.prev_end_90k, continuing),
+        };
+        let correction_ppm = match st.prev_end_90k {
+            Some(end) if start == end && continuing => {
                 // Positive error: the camera's clock is slow against ours,
                 // so its durations are short; stretch the next recording.
-                let error = wall - end;
-                let ppm = if error.abs() <= DRIFT_DEADBAND {
+                let error = bound - end;
+                if (-DRIFT_DEADBAND_AHEAD..=DRIFT_DEADBAND).contains(&error) {
                     0
                 } else {
                     (error * 1_000_000 / st.s.segment_90k.max(TICKS))
                         .clamp(-MAX_CORRECTION_PPM, MAX_CORRECTION_PPM)
-                };
-                (end, ppm)
+                }
             }
-            Some(end) => (wall.max(end), 0),
-            None => (wall, 0),
+            _ => 0,
         };
         let mut flags = RECORDING_OPEN;
         if first.gap_before {
@@ -713,6 +779,9 @@ impl Writer {
         rec.next_sequence += 1;
         rec.gap_pending = false;
         rec.carry = self.pending.carry;
+        if self.pending.gap {
+            rec.row.flags |= RECORDING_GAP;
+        }
         st.last_duration = self.pending.last_duration;
         for e in &self.pending.entries {
             rec.index.push(e.duration_90k as i32, e.size as i32, e.key);
@@ -729,6 +798,11 @@ impl Writer {
         self.stats.records += 1;
         self.stats.bytes_written += total;
         self.stats.video_bytes += payload_len;
+        if let Some(at) = self.pending.split.take() {
+            // A long stall: the hole shows between this recording and the next.
+            self.close_recording(i, false);
+            self.streams[i].next_start = Some(at);
+        }
         Ok(())
     }
 
