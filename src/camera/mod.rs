@@ -17,8 +17,11 @@
 
 mod auth;
 pub(crate) mod clip;
+mod faults;
 mod packetize;
 mod server;
+
+pub use faults::Faults;
 
 use crate::cli::CameraAuth;
 use crate::media::Codec;
@@ -82,6 +85,7 @@ pub const CLIPS: &[ClipInfo] = &[
 /// [`stop`]: CameraServer::stop
 pub struct CameraServer {
     addr: SocketAddr,
+    faults: Faults,
     /// Closing this channel tells the server thread to stop.
     stop: Option<smol::channel::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -121,11 +125,23 @@ impl CameraServer {
             .auth
             .map(|a| auth::Authenticator::new(a, format!("{:016x}", server::random_u64())));
         let (stop, stopped) = smol::channel::bounded(1);
+        let faults = Faults::default();
+        let server_faults = faults.clone();
         let thread = std::thread::Builder::new()
             .name("vigil-camera".into())
-            .spawn(move || server::run(listener, clips, auth, session_timeout, stopped))?;
+            .spawn(move || {
+                server::run(
+                    listener,
+                    clips,
+                    auth,
+                    session_timeout,
+                    server_faults,
+                    stopped,
+                )
+            })?;
         Ok(CameraServer {
             addr,
+            faults,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -133,6 +149,11 @@ impl CameraServer {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The faults this camera can be told to cause (tests).
+    pub fn faults(&self) -> Faults {
+        self.faults.clone()
     }
 
     /// `rtsp://127.0.0.1:PORT/<path>`.

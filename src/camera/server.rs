@@ -14,6 +14,7 @@
 
 use super::auth::Authenticator;
 use super::clip::{clips_at_bitrate, Clip, ClipFrame, BITRATE_RANGE};
+use super::faults::Faults;
 use super::packetize::{sender_report, FrameRef, Packetizer, RtpState, MAX_PACKET};
 use crate::media::Codec;
 use async_io::{Async, Timer};
@@ -81,6 +82,7 @@ struct Shared {
     executor: Weak<LocalExecutor<'static>>,
     /// When the server started: the origin of every session's frame grid.
     epoch: Instant,
+    faults: Faults,
     /// [`SESSION_TIMEOUT`], shorter in tests.
     session_timeout: Duration,
     connections: Cell<u32>,
@@ -129,6 +131,7 @@ pub(crate) fn run(
     clips: &'static [Clip],
     auth: Option<Authenticator>,
     session_timeout: Duration,
+    faults: Faults,
     stop: channel::Receiver<()>,
 ) {
     let executor = Rc::new(LocalExecutor::new());
@@ -137,6 +140,7 @@ pub(crate) fn run(
         auth,
         executor: Rc::downgrade(&executor),
         epoch: Instant::now(),
+        faults,
         session_timeout,
         connections: Cell::new(0),
         sessions: Cell::new(0),
@@ -263,6 +267,7 @@ struct Outgoing {
     /// RTP timestamp of frame 0.
     base_ts: u32,
     play: Option<Playing>,
+    faults: Faults,
 }
 
 struct Playing {
@@ -280,7 +285,7 @@ struct Playing {
 }
 
 impl Outgoing {
-    fn new(clip: &'static Clip, epoch: Instant) -> Self {
+    fn new(clip: &'static Clip, epoch: Instant, faults: Faults) -> Self {
         let r = random_u64();
         Outgoing {
             clip,
@@ -294,6 +299,7 @@ impl Outgoing {
             },
             base_ts: (random_u64() >> 16) as u32,
             play: None,
+            faults,
         }
     }
 
@@ -315,6 +321,7 @@ impl Outgoing {
     fn timestamp(&self, k: u64) -> u32 {
         self.base_ts
             .wrapping_add((k.wrapping_mul(90_000) / self.fps()) as u32)
+            .wrapping_add(self.faults.clock_offset())
     }
 
     fn start(&mut self, now: Instant) {
@@ -362,10 +369,11 @@ impl Outgoing {
         let mut need_key = p.need_key;
         let busy = busy || p.cursor.is_some();
         let n = self.clip.frames.len() as u64;
+        let paused = self.faults.paused(now);
         while n > 0 && self.due(first, k) <= now {
             let frame = &self.clip.frames[(k % n) as usize];
             let late = self.due(first, k + 1) <= now;
-            if late || busy || (need_key && !frame.is_key()) {
+            if paused || late || busy || (need_key && !frame.is_key()) {
                 dropped += 1;
                 need_key = true;
             } else {
@@ -379,6 +387,7 @@ impl Outgoing {
             p.dropped = p.dropped.wrapping_add(dropped);
             p.need_key = need_key;
             if let Some((f, ts)) = start_frame {
+                self.faults.sending(now);
                 p.cursor = Some((Packetizer::new(f), ts));
             }
         }
@@ -970,7 +979,7 @@ impl Conn {
             return Reply::new(StatusCode::NotEnoughBandwidth);
         };
         let id = format!("{:016x}", random_u64());
-        let out = Outgoing::new(clip, self.shared.epoch);
+        let out = Outgoing::new(clip, self.shared.epoch, self.shared.faults.clone());
         let ssrc = out.rtp.ssrc;
         let transport = match requested {
             Requested::Tcp(a, b) => {
@@ -1322,7 +1331,7 @@ mod tests {
         let clips = super::super::clip::clips().unwrap();
         let clip = clips.iter().find(|c| c.info.name == "h264").unwrap();
         let epoch = Instant::now();
-        let mut out = Outgoing::new(clip, epoch);
+        let mut out = Outgoing::new(clip, epoch, Faults::default());
         // PLAY between two ticks of the 25 fps grid: frame 0 is at the next.
         out.start(epoch + Duration::from_millis(70));
         let t0 = out.deadline().unwrap();

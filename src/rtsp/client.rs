@@ -1286,7 +1286,7 @@ impl Receiver {
         track: &mut Track,
         bytes: &[u8],
         status: &StreamStatus,
-        sink: Option<&mut dyn FrameSink>,
+        mut sink: Option<&mut dyn FrameSink>,
     ) {
         let pkt = match RtpPacket::parse(bytes) {
             Ok(p) => p,
@@ -1336,16 +1336,18 @@ impl Receiver {
             status.count_lost(u64::from(lost));
         }
         let ts = self.clock.unwrap(pkt.timestamp);
-        let mut sink = sink;
         if ts.jumped {
-            log::warn!(
-                "{}: RTP timestamp jumped; starting a new recording",
+            // Quirk: camera clocks jump (a camera setting its clock, VLC
+            // looping a file). The unwrapper rebases the media time so the
+            // stream reads on; the recording goes on too, and the writer's
+            // timeline places the frames by the wall clock (docs/storage.md,
+            // "The timeline"). Ending the recording here would drop the
+            // frames up to the next key frame.
+            log::info!(
+                "{}: RTP timestamp jumped; the wall clock places the frames",
                 self.label
             );
             status.count_discontinuity();
-            if let Some(s) = sink.as_deref_mut() {
-                s.discontinuity();
-            }
         }
         let label = &self.label;
         let params_known = &mut self.params_known;

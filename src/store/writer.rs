@@ -562,7 +562,10 @@ impl Writer {
                         // wall clock wins (docs/storage.md, "The timeline").
                         log::debug!("{}: frame re-anchored on the wall clock", st.s.label);
                     }
-                    if pl.gap {
+                    if pl.split {
+                        // The hole shows between recordings; nothing is
+                        // missing inside this one.
+                    } else if pl.gap {
                         p.gap = true;
                     } else {
                         p.last_duration = pl.duration;
