@@ -104,6 +104,9 @@ pub enum SessionError {
     /// The camera's answers break the protocol in a way we cannot work around.
     Protocol(String),
     NoData(Duration),
+    /// Packets came, but nothing in them was video (every frame dropped):
+    /// this many frames in that time.
+    NotVideo(Duration, u64),
     /// The camera said goodbye (RTCP BYE): its stream ended.
     Bye,
 }
@@ -131,6 +134,11 @@ impl fmt::Display for SessionError {
             }
             SessionError::Protocol(s) => write!(f, "protocol error: {s}"),
             SessionError::NoData(d) => write!(f, "no video data for {} s", d.as_secs()),
+            SessionError::NotVideo(d, n) => write!(
+                f,
+                "the camera sends data but no valid video: {n} frames dropped in {} s",
+                d.as_secs()
+            ),
             SessionError::Bye => f.write_str("the camera ended the stream (RTCP BYE)"),
         }
     }
@@ -292,6 +300,12 @@ struct Receiver {
     /// Consecutive packets from another SSRC than the latched one.
     foreign_ssrc_run: u32,
     last_packet_at: Instant,
+    /// A frame reached the sink since the last tick; the tick then moves
+    /// `last_frame_at` (no clock read per frame).
+    frame_seen: bool,
+    last_frame_at: Instant,
+    /// Frames dropped since the last frame delivered.
+    dropped_since_frame: u64,
     drops_logged: u32,
     last_sender_report: Option<rtcp::SenderReport>,
     /// The camera sent RTCP BYE for our source: the session ends.
@@ -472,6 +486,7 @@ impl Session {
             log::debug!("{}: RTP-Info {info} (not used)", self.opts.label);
         }
         self.rx.last_packet_at = Instant::now();
+        self.rx.last_frame_at = Instant::now();
         log::info!(
             "{}: playing {codec} over {}",
             self.opts.label,
@@ -806,6 +821,9 @@ impl Session {
                     }
                     if now >= self.rx.last_packet_at + self.opts.data_timeout {
                         break Err(SessionError::NoData(self.opts.data_timeout));
+                    }
+                    if let Some(e) = self.rx.not_video(now, self.opts.data_timeout) {
+                        break Err(e);
                     }
                     if now >= next_keepalive {
                         if let Err(e) = self.keep_alive().await {
@@ -1148,6 +1166,9 @@ impl ingest::Job for Lease {
             let e = SessionError::NoData(s.opts.data_timeout);
             return self.end(LeaseEnd::Failed(e));
         }
+        if let Some(e) = s.rx.not_video(now, s.opts.data_timeout) {
+            return self.end(LeaseEnd::Failed(e));
+        }
         if now >= self.keepalive_at {
             return self.end(LeaseEnd::KeepaliveDue);
         }
@@ -1174,11 +1195,27 @@ impl Receiver {
             ssrc: None,
             foreign_ssrc_run: 0,
             last_packet_at: Instant::now(),
+            frame_seen: false,
+            last_frame_at: Instant::now(),
+            dropped_since_frame: 0,
             drops_logged: 0,
             last_sender_report: None,
             params_known: false,
             bye: false,
         }
+    }
+
+    /// On a tick: the session's error when packets keep coming but none of
+    /// them made a frame for `timeout` (garbage, or a codec we cannot
+    /// read): the stream is in error, saying so, not `streaming`.
+    fn not_video(&mut self, now: Instant, timeout: Duration) -> Option<SessionError> {
+        if std::mem::take(&mut self.frame_seen) {
+            self.last_frame_at = now;
+            self.dropped_since_frame = 0;
+            return None;
+        }
+        (now >= self.last_frame_at + timeout && self.dropped_since_frame > 0)
+            .then_some(SessionError::NotVideo(timeout, self.dropped_since_frame))
     }
 
     fn on_interleaved(
@@ -1351,7 +1388,9 @@ impl Receiver {
         }
         let label = &self.label;
         let params_known = &mut self.params_known;
+        let frame_seen = &mut self.frame_seen;
         let mut emit = |f: Frame<'_>| {
+            *frame_seen = true;
             if f.params_changed || !*params_known {
                 *params_known = true;
                 status.set_params(f.params);
@@ -1376,6 +1415,7 @@ impl Receiver {
             .push(&pkt, ts.ts_90k, lost > 0, &mut emit)
         {
             status.count_dropped();
+            self.dropped_since_frame += 1;
             self.drops_logged += 1;
             // The first few at warn, then every thousandth: a camera that
             // sends garbage at 30 fps must not flood the log.

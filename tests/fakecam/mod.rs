@@ -76,6 +76,12 @@ pub struct Script {
     /// connection only), as a camera that reboots or a cable pulled.
     pub drop_after_frames: Option<u32>,
     pub frame_interval: Duration,
+    /// Every frame is well-formed interleaved RTP with a random payload
+    /// (a server that is no camera).
+    pub random_payloads: bool,
+    /// After this many frames, send RTCP BYE and go idle, the connection
+    /// left open (GStreamer at end of stream); the first connection only.
+    pub bye_after_frames: Option<u32>,
 }
 
 impl Default for Script {
@@ -98,6 +104,8 @@ impl Default for Script {
             no_cseq: false,
             no_marker: false,
             timestamp_jump_at: None,
+            random_payloads: false,
+            bye_after_frames: None,
             redirect_to: None,
             frames: 10_000,
             drop_after_frames: None,
@@ -140,6 +148,7 @@ impl FakeCamera {
                             (script.clone(), seen2.clone(), stop2.clone());
                         if !conns.is_empty() {
                             script.drop_after_frames = None;
+                            script.bye_after_frames = None;
                         }
                         conns.push(std::thread::spawn(move || {
                             let _ = serve(s, addr, &script, &seen, &stop);
@@ -187,6 +196,8 @@ struct Streamer {
     ts: u32,
     frame: u32,
     ssrc: u32,
+    rng: u32,
+    bye_sent: bool,
 }
 
 fn serve(
@@ -205,6 +216,8 @@ fn serve(
         ts: 90_000,
         frame: 0,
         ssrc: 0x1234_5678,
+        rng: 0x9e37_79b9,
+        bye_sent: false,
     };
     let mut next_frame = Instant::now();
     let mut last_sr = Instant::now();
@@ -320,6 +333,13 @@ fn serve(
         if playing && script.drop_after_frames.is_some_and(|n| st.frame >= n) {
             return Ok(());
         }
+        if playing && !st.bye_sent && script.bye_after_frames.is_some_and(|n| st.frame >= n) {
+            let mut bye = vec![0x81, 203, 0, 1];
+            bye.extend_from_slice(&st.ssrc.to_be_bytes());
+            interleave(&mut s, script.interleaved.1, &bye)?;
+            st.bye_sent = true;
+            playing = false;
+        }
         if playing && st.frame < script.frames && Instant::now() >= next_frame {
             send_frame(&mut s, script, &mut st)?;
             next_frame += script.frame_interval;
@@ -364,7 +384,17 @@ fn rtp(st: &mut Streamer, marker: bool, payload: &[u8]) -> Vec<u8> {
 fn send_frame(s: &mut TcpStream, script: &Script, st: &mut Streamer) -> std::io::Result<()> {
     let ch = script.interleaved.0;
     let marker = !script.no_marker;
-    if st.frame.is_multiple_of(25) {
+    if script.random_payloads {
+        let mut payload = vec![0u8; 200 + (st.frame as usize * 37) % 900];
+        for b in &mut payload {
+            st.rng ^= st.rng << 13;
+            st.rng ^= st.rng >> 17;
+            st.rng ^= st.rng << 5;
+            *b = st.rng as u8;
+        }
+        let pkt = rtp(st, marker, &payload);
+        interleave(s, ch, &pkt)?;
+    } else if st.frame.is_multiple_of(25) {
         let body = vec![0xabu8; 3000];
         for (i, part) in body.chunks(1000).enumerate() {
             let start = if i == 0 { 0x80 } else { 0 };
