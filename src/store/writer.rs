@@ -115,6 +115,14 @@ struct OpenRecording {
     gap_pending: bool,
 }
 
+/// The bounds (`timeline::bounds`) of every frame waiting in `ring`.
+fn ring_bounds(ring: &RingReader, out: &mut Vec<i64>) {
+    timeline::bounds(
+        (0..ring.len()).filter_map(|k| ring.peek(k)).map(|f| sample(&f)),
+        out,
+    );
+}
+
 /// A ring frame as the timeline sees it.
 fn sample(f: &crate::arena::FrameView<'_>) -> Sample {
     Sample {
@@ -502,12 +510,7 @@ impl Writer {
             0
         };
         let ring = &st.s.ring;
-        timeline::bounds(
-            (0..ring.len())
-                .filter_map(|k| ring.peek(k))
-                .map(|f| sample(&f)),
-            &mut self.bounds,
-        );
+        ring_bounds(ring, &mut self.bounds);
         let p = &mut self.pending;
         p.entries.clear();
         p.carry = rec.carry;
@@ -622,12 +625,7 @@ impl Writer {
             return Ok(());
         };
         let ring = &st.s.ring;
-        timeline::bounds(
-            (0..ring.len())
-                .filter_map(|k| ring.peek(k))
-                .map(|f| sample(&f)),
-            &mut self.bounds,
-        );
+        ring_bounds(ring, &mut self.bounds);
         let bound = self.bounds.first().copied().unwrap_or(first.meta.wall_90k);
         // Start: the previous end when this continues it and the wall
         // clock agrees (no overlap, no gap); else the first frame's bound,
