@@ -118,7 +118,9 @@ struct OpenRecording {
 /// The bounds (`timeline::bounds`) of every frame waiting in `ring`.
 fn ring_bounds(ring: &RingReader, out: &mut Vec<i64>) {
     timeline::bounds(
-        (0..ring.len()).filter_map(|k| ring.peek(k)).map(|f| sample(&f)),
+        (0..ring.len())
+            .filter_map(|k| ring.peek(k))
+            .map(|f| sample(&f)),
         out,
     );
 }
