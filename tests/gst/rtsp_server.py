@@ -80,7 +80,9 @@ def pick_encoder(candidates, codec):
 
 def launch_line(args):
     src = (
-        "videotestsrc is-live=true pattern=ball ! "
+        "videotestsrc is-live=true pattern=ball"
+        + (f" num-buffers={args.num_buffers}" if args.num_buffers else "")
+        + " ! "
         f"video/x-raw,width={args.width},height={args.height},"
         f"framerate={args.fps}/1"
     )
@@ -172,6 +174,12 @@ def parse_args():
     p.add_argument("--password", default="pass")
     p.add_argument("--path", default="/test", help="mount point")
     p.add_argument("--transport", choices=["tcp", "udp", "both"], default="both")
+    p.add_argument(
+        "--num-buffers",
+        type=int,
+        default=0,
+        help="end of stream after this many frames (0: never); each session anew",
+    )
     a = p.parse_args()
     if not 0 <= a.port <= 65535:
         p.error("--port must be 0..65535")
