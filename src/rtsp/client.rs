@@ -1206,14 +1206,17 @@ impl Receiver {
     }
 
     /// On a tick: the session's error when packets keep coming but none of
-    /// them made a frame for `timeout` (garbage, or a codec we cannot
-    /// read): the stream is in error, saying so, not `streaming`.
-    fn not_video(&mut self, now: Instant, timeout: Duration) -> Option<SessionError> {
+    /// them made a frame for twice the data timeout (garbage, or a codec we
+    /// cannot read): the stream is in error, saying so, not `streaming`.
+    /// Twice: a camera without parameter sets in its SDP sends them with
+    /// its next key frame, which may be many seconds away.
+    fn not_video(&mut self, now: Instant, data_timeout: Duration) -> Option<SessionError> {
         if std::mem::take(&mut self.frame_seen) {
             self.last_frame_at = now;
             self.dropped_since_frame = 0;
             return None;
         }
+        let timeout = data_timeout * 2;
         (now >= self.last_frame_at + timeout && self.dropped_since_frame > 0)
             .then_some(SessionError::NotVideo(timeout, self.dropped_since_frame))
     }
