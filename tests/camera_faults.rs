@@ -62,13 +62,20 @@ struct Setup {
 }
 
 fn start(name: &str, transport: &str) -> Setup {
-    let dir = temp_dir(name);
     let cam = CameraServer::start(ServerOptions {
         listen: ([127, 0, 0, 1], 0).into(),
         auth: None,
         bitrate_kbps: Some(500),
     })
     .unwrap();
+    let url = cam.url("h264/a");
+    let (vigil, db) = record(name, &url, transport);
+    Setup { cam, vigil, db }
+}
+
+/// `vigil run` recording `url` into a new directory; the database's path.
+fn record(name: &str, url: &str, transport: &str) -> (Proc, std::path::PathBuf) {
+    let dir = temp_dir(name);
     let cfg = dir.join("vigil.toml");
     std::fs::write(
         &cfg,
@@ -76,8 +83,7 @@ fn start(name: &str, transport: &str) -> Setup {
             "[storage]\npath = \"data\"\npool_size_mb = 8\npools = 4\nsync_interval_ms = 300\n\
              [memory]\narena_mb = 4\n[system]\nstream_start_spacing_ms = 0\n\
              [http]\nlisten = \"127.0.0.1:0\"\nauth = false\n\
-             [[camera]]\nname = \"a\"\nurl = \"{}\"\ntransport = \"{transport}\"\nsegment_seconds = 60\n",
-            cam.url("h264/a")
+             [[camera]]\nname = \"a\"\nurl = \"{url}\"\ntransport = \"{transport}\"\nsegment_seconds = 60\n"
         ),
     )
     .unwrap();
@@ -88,8 +94,7 @@ fn start(name: &str, transport: &str) -> Setup {
             .spawn()
             .unwrap(),
     );
-    let db = dir.join("data").join("vigil.db");
-    Setup { cam, vigil, db }
+    (vigil, dir.join("data").join("vigil.db"))
 }
 
 /// Waits until the index holds video up to at least `t` (wall, 90 kHz).
@@ -102,16 +107,21 @@ fn recorded_past(db: &Path, t: i64, limit: Duration) {
 /// Stops `vigil` as SIGTERM does (recordings finalised) and returns when
 /// it exited and the wall clock then.
 fn stop(mut s: Setup) -> (Vec<Rec>, i64) {
+    let stopped = terminate(&mut s.vigil);
+    drop(s.cam);
+    (recordings(&s.db), stopped)
+}
+
+/// SIGTERM, then waits for the exit; the wall clock then.
+fn terminate(vigil: &mut Proc) -> i64 {
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(s.vigil.0.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(vigil.0.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while s.vigil.0.try_wait().unwrap().is_none() {
+    while vigil.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "vigil did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let stopped = now_90k();
-    drop(s.cam);
-    (recordings(&s.db), stopped)
+    now_90k()
 }
 
 fn assert_no_overlap_and_not_ahead(recs: &[Rec], stopped: i64) {
@@ -327,4 +337,41 @@ fn camera_restarted_is_recorded_again_within_seconds() {
     for line in report {
         println!("{line}");
     }
+}
+
+/// GStreamer's RTSP server as the camera, its video stopped for 3 s by a
+/// valve 4 s into the session (its clock runs on): the index shows one
+/// hole of that length, and nothing ahead of the wall clock.
+#[test]
+#[ignore = "needs GStreamer (run by make test)"]
+fn gstreamer_stall_is_a_hole_of_its_length() {
+    let Some(server) =
+        common::GstServer::start(&["--transport", "tcp", "--pause-at", "4", "--pause-for", "3"])
+    else {
+        return;
+    };
+    let (mut vigil, db) = record("gst-stall", server.url(), "tcp");
+    let t0 = now_90k();
+    // 4 s before the pause, 3 s of it, then 3 s after.
+    recorded_past(&db, t0 + 10 * TICKS, Duration::from_secs(40));
+    let stopped = terminate(&mut vigil);
+    drop(server);
+    let recs = recordings(&db);
+    assert_no_overlap_and_not_ahead(&recs, stopped);
+    let holes: Vec<i64> = recs
+        .windows(2)
+        .map(|w| w[1].start - w[0].end)
+        .filter(|&h| h > TICKS / 2)
+        .collect();
+    println!(
+        "gstreamer stall of 3 s: holes {:?} s, {} recordings",
+        holes.iter().map(|&h| secs(h)).collect::<Vec<_>>(),
+        recs.len()
+    );
+    assert_eq!(holes.len(), 1, "{recs:?}");
+    assert!(
+        (holes[0] - 3 * TICKS).abs() <= TICKS / 2,
+        "a hole of {:.2} s for a 3 s stall",
+        secs(holes[0])
+    );
 }

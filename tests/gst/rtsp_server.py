@@ -16,6 +16,7 @@ killed test run leaves no camera behind.
 """
 
 import argparse
+import time
 import ctypes
 import os
 import random
@@ -82,6 +83,7 @@ def launch_line(args):
     src = (
         "videotestsrc is-live=true pattern=ball"
         + (f" num-buffers={args.num_buffers}" if args.num_buffers else "")
+        + (" ! valve name=stall" if args.pause_for else "")
         + " ! "
         f"video/x-raw,width={args.width},height={args.height},"
         f"framerate={args.fps}/1"
@@ -162,6 +164,25 @@ def die_with_parent():
         sys.exit(1)
 
 
+def schedule_pause(media, args):
+    # A camera whose video stalls while its clock runs on: the valve drops
+    # every frame for a while; the RTP timestamps jump by the pause.
+    valve = media.get_element().get_by_name("stall")
+
+    def close():
+        print(f"PAUSE {time.time():.3f}", file=sys.stderr, flush=True)
+        valve.set_property("drop", True)
+        GLib.timeout_add(int(args.pause_for * 1000), reopen)
+        return False
+
+    def reopen():
+        print(f"RESUME {time.time():.3f}", file=sys.stderr, flush=True)
+        valve.set_property("drop", False)
+        return False
+
+    GLib.timeout_add(int(args.pause_at * 1000), close)
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
@@ -179,6 +200,18 @@ def parse_args():
         type=int,
         default=0,
         help="end of stream after this many frames (0: never); each session anew",
+    )
+    p.add_argument(
+        "--pause-at",
+        type=float,
+        default=0.0,
+        help="seconds into each session at which its video stops (a valve)",
+    )
+    p.add_argument(
+        "--pause-for",
+        type=float,
+        default=0.0,
+        help="seconds the video stays stopped (0: no pause); the clock runs on",
     )
     a = p.parse_args()
     if not 0 <= a.port <= 65535:
@@ -215,6 +248,8 @@ def main():
     factory.set_protocols(protocols(args.transport))
     factory.set_address_pool(loopback_udp_pool())
     setup_auth(server, factory, args)
+    if args.pause_for:
+        factory.connect("media-configure", lambda _f, media: schedule_pause(media, args))
     server.get_mount_points().add_factory(args.path, factory)
 
     if server.attach(None) == 0:
