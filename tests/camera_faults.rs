@@ -18,9 +18,13 @@ use vigil::store::db::{Db, RECORDING_GAP};
 
 const TICKS: i64 = 90_000;
 
-fn now_90k() -> i64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+fn to_90k(t: SystemTime) -> i64 {
+    let d = t.duration_since(UNIX_EPOCH).unwrap();
     d.as_secs() as i64 * TICKS + i64::from(d.subsec_nanos()) * 9 / 100_000
+}
+
+fn now_90k() -> i64 {
+    to_90k(SystemTime::now())
 }
 
 fn secs(t: i64) -> f64 {
@@ -70,6 +74,8 @@ fn start(name: &str, transport: &str) -> Setup {
     .unwrap();
     let url = cam.url("h264/a");
     let (vigil, db) = record(name, &url, transport);
+    // Faults come after 2 s of video in the index.
+    recorded_past(&db, now_90k() + 2 * TICKS, Duration::from_secs(20));
     Setup { cam, vigil, db }
 }
 
@@ -145,8 +151,6 @@ fn covered(recs: &[Rec], a: i64, b: i64) -> i64 {
 
 fn pause_shows_as_a_hole_where_it_happened(transport: &str) {
     let s = start(&format!("pause-{transport}"), transport);
-    let t0 = now_90k();
-    recorded_past(&s.db, t0 + 2 * TICKS, Duration::from_secs(20));
     let faults = s.cam.faults();
     let mut report = Vec::new();
     // 5.5 s: the stall that used to vanish from the index; 0.6 s: a short
@@ -155,14 +159,11 @@ fn pause_shows_as_a_hole_where_it_happened(transport: &str) {
         let p0 = now_90k();
         faults.pause(Duration::from_millis(pause_ms as u64));
         let resumed = wait_for(Duration::from_secs(20), "the camera resuming", || {
-            faults
-                .resumed_at()
-                .filter(|t| *t > UNIX_EPOCH + Duration::from_nanos(p0 as u64 * 100_000 / 9))
+            faults.resumed_at().filter(|&t| to_90k(t) > p0)
         });
         // The stall: from the pause to the camera's first frame after it
         // (at a key frame, so up to a GOP after the pause ended).
-        let d = resumed.duration_since(UNIX_EPOCH).unwrap();
-        let p1 = d.as_secs() as i64 * TICKS + i64::from(d.subsec_nanos()) * 9 / 100_000;
+        let p1 = to_90k(resumed);
         recorded_past(&s.db, p1 + 2 * TICKS, Duration::from_secs(20));
         let recs = recordings(&s.db);
         // Nothing recorded inside the pause (but its edges: the last frame
@@ -252,8 +253,6 @@ fn pause_shows_as_a_hole_where_it_happened_udp() {
 #[test]
 fn camera_clock_jumps_do_not_move_the_index_off_the_wall_clock() {
     let s = start("clock", "tcp");
-    let t0 = now_90k();
-    recorded_past(&s.db, t0 + 2 * TICKS, Duration::from_secs(20));
     let faults = s.cam.faults();
     // VLC looping a file: 1.1 s back, seven times; then 8 s forward.
     for _ in 0..7 {
@@ -293,8 +292,6 @@ fn camera_clock_jumps_do_not_move_the_index_off_the_wall_clock() {
 #[test]
 fn camera_restarted_is_recorded_again_within_seconds() {
     let s = start("restart", "tcp");
-    let t0 = now_90k();
-    recorded_past(&s.db, t0 + 2 * TICKS, Duration::from_secs(20));
     let addr = s.cam.local_addr();
     let Setup { cam, vigil, db } = s;
     let mut report = Vec::new();

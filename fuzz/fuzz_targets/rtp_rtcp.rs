@@ -1,10 +1,10 @@
-//! Fuzzes the RTP/RTCP helpers with network bytes: packet and sender
-//! report parsing, the UDP reorder window, sequence tracking and timestamp
-//! unwrapping.
+//! Fuzzes the RTP/RTCP helpers with network bytes: packet, sender report
+//! and BYE parsing, the UDP reorder window, sequence tracking and
+//! timestamp unwrapping.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil::rtsp::rtcp::sender_report;
+use vigil::rtsp::rtcp::{is_bye, sender_report};
 use vigil::rtsp::rtp::{ReorderBuffer, RtpPacket, SeqResult, SequenceTracker, TimestampUnwrapper};
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +13,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(p.payload_type <= 127);
     }
     let _ = sender_report(data);
+    // A BYE for some source is a BYE for any.
+    if data.len() >= 4 && is_bye(data, Some(u32::from_be_bytes([data[0], data[1], data[2], data[3]]))) {
+        assert!(is_bye(data, None));
+    }
 
     // The input as a sequence of operations: a control byte choosing
     // push/pop/pop_forced and a length byte, then that many bytes (the

@@ -36,6 +36,28 @@ fn be32(buf: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// The packets of a compound RTCP packet, each checked against the
+/// buffer: (packet type, count field, the whole packet). A packet that is
+/// not version 2 or runs past the end is an error, and ends the walk.
+fn packets(compound: &[u8]) -> impl Iterator<Item = Result<(u8, u8, &[u8]), RtcpError>> {
+    let mut rest = Some(compound);
+    std::iter::from_fn(move || {
+        let buf = rest.take().filter(|b| !b.is_empty())?;
+        let Some(header) = buf.get(..4) else {
+            return Some(Err(RtcpError("truncated header in compound packet")));
+        };
+        if header[0] >> 6 != 2 {
+            return Some(Err(RtcpError("not RTCP version 2")));
+        }
+        let words = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let Some(packet) = buf.get(..(words + 1) * 4) else {
+            return Some(Err(RtcpError("length field past the end of the packet")));
+        };
+        rest = Some(&buf[packet.len()..]);
+        Some(Ok((header[1], header[0] & 0x1f, packet)))
+    })
+}
+
 /// The first sender report of a compound RTCP packet, if any.
 ///
 /// The packets before it are walked by their length fields (32-bit words
@@ -45,20 +67,8 @@ pub fn sender_report(compound: &[u8]) -> Result<Option<SenderReport>, RtcpError>
     if compound.len() < 4 {
         return Err(RtcpError("shorter than an RTCP header"));
     }
-    let mut rest = compound;
-    while !rest.is_empty() {
-        let header = rest
-            .get(..4)
-            .ok_or(RtcpError("truncated header in compound packet"))?;
-        if header[0] >> 6 != 2 {
-            return Err(RtcpError("not RTCP version 2"));
-        }
-        let packet_type = header[1];
-        let words = usize::from(u16::from_be_bytes([header[2], header[3]]));
-        let len = (words + 1) * 4;
-        let packet = rest
-            .get(..len)
-            .ok_or(RtcpError("length field past the end of the packet"))?;
+    for p in packets(compound) {
+        let (packet_type, _, packet) = p?;
         if packet_type == PT_SR {
             if packet.len() < SR_MIN_LEN {
                 return Err(RtcpError("sender report too short"));
@@ -72,7 +82,6 @@ pub fn sender_report(compound: &[u8]) -> Result<Option<SenderReport>, RtcpError>
                 rtp_timestamp: field(16)?,
             }));
         }
-        rest = rest.get(len..).unwrap_or(&[]);
     }
     Ok(None)
 }
@@ -83,26 +92,14 @@ pub fn sender_report(compound: &[u8]) -> Result<Option<SenderReport>, RtcpError>
 /// keeping the connection open; the session must end at once, not after
 /// the no-data timeout. Malformed packets are no BYE.
 pub fn is_bye(compound: &[u8], ssrc: Option<u32>) -> bool {
-    let mut rest = compound;
-    while rest.len() >= 4 {
-        let header = &rest[..4];
-        if header[0] >> 6 != 2 {
-            return false;
-        }
-        let words = usize::from(u16::from_be_bytes([header[2], header[3]]));
-        let Some(packet) = rest.get(..(words + 1) * 4) else {
-            return false;
-        };
-        if header[1] == PT_BYE {
-            let sources = usize::from(header[0] & 0x1f);
-            let Some(want) = ssrc else { return true };
-            if (0..sources).any(|k| be32(packet, 4 + 4 * k) == Some(want)) {
-                return true;
-            }
-        }
-        rest = &rest[packet.len()..];
-    }
-    false
+    packets(compound)
+        .map_while(Result::ok)
+        .any(|(packet_type, sources, packet)| {
+            packet_type == PT_BYE
+                && ssrc.is_none_or(|want| {
+                    (0..usize::from(sources)).any(|k| be32(packet, 4 + 4 * k) == Some(want))
+                })
+        })
 }
 
 #[cfg(test)]

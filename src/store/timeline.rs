@@ -136,6 +136,30 @@ pub fn place(
     }
 }
 
+/// Drift correction: at most 0.2 % faster or slower, enough for a camera
+/// clock 0.1 % off, slow enough that playback speed never visibly changes.
+pub const MAX_CORRECTION_PPM: i64 = 2_000;
+/// An error within this is arrival jitter, not drift, and is left alone:
+/// frames reach the ring in bursts (the ingest thread drains each camera
+/// every 100 ms) and late by whatever the network adds. Correcting it
+/// stretched recordings by up to 0.2 % for nothing: a frame's worth of
+/// timeline a minute that no frame fills. An index ahead of the frames'
+/// bounds is no jitter (a frame cannot be captured after it arrived), so
+/// that side is corrected from `DRIFT_DEADBAND_AHEAD`.
+pub const DRIFT_DEADBAND: i64 = TICKS / 5;
+pub const DRIFT_DEADBAND_AHEAD: i64 = TICKS / 50;
+
+/// The drift correction (ppm) of a recording that continues the previous
+/// one, from `error`: its first frame's bound less the previous end.
+/// Positive: the camera's clock is slow against ours, so its durations
+/// are short; the recording is stretched over `segment_90k`.
+pub fn drift_ppm(error: i64, segment_90k: i64) -> i64 {
+    if (-DRIFT_DEADBAND_AHEAD..=DRIFT_DEADBAND).contains(&error) {
+        return 0;
+    }
+    (error * 1_000_000 / segment_90k.max(TICKS)).clamp(-MAX_CORRECTION_PPM, MAX_CORRECTION_PPM)
+}
+
 /// Where a recording starts whose first frame has bound `bound`, after a
 /// recording that ended at `prev_end` (if any). A frame that continues the
 /// previous recording (`continuing`) starts at its end when the bound
@@ -290,6 +314,18 @@ mod tests {
         }
         let (_, places) = run(&f);
         assert!(places.iter().all(|p| !p.gap && !p.reanchored), "{places:?}");
+    }
+
+    #[test]
+    fn drift_is_corrected_beyond_jitter_and_at_a_limited_rate() {
+        let minute = 60 * TICKS;
+        assert_eq!(drift_ppm(DRIFT_DEADBAND, minute), 0);
+        assert_eq!(drift_ppm(-DRIFT_DEADBAND_AHEAD, minute), 0);
+        // 30 ms ahead is corrected (500 ppm over a minute), 30 ms behind not.
+        assert_eq!(drift_ppm(-TICKS * 3 / 100, minute), -500);
+        assert_eq!(drift_ppm(TICKS * 3 / 100, minute), 0);
+        assert_eq!(drift_ppm(10 * TICKS, minute), MAX_CORRECTION_PPM);
+        assert_eq!(drift_ppm(-10 * TICKS, minute), -MAX_CORRECTION_PPM);
     }
 
     #[test]

@@ -36,18 +36,6 @@ const WRITER_POLL: Duration = Duration::from_millis(100);
 pub use super::timeline::TICKS;
 /// Frames in one record at most (one `pwritev` of header + frames).
 const MAX_FRAMES_PER_RECORD: usize = 512;
-/// Drift correction: at most 0.2% faster or slower, enough for a camera
-/// clock 0.1% off, slow enough that playback speed never visibly changes.
-const MAX_CORRECTION_PPM: i64 = 2_000;
-/// An error within this is arrival jitter, not drift, and is left alone:
-/// frames reach the ring in bursts (the ingest thread drains each camera
-/// every 100 ms) and late by whatever the network adds. Correcting it
-/// stretched recordings by up to 0.2 % for nothing: a frame's worth of
-/// timeline a minute that no frame fills. An index ahead of the frames'
-/// bounds is no jitter (a frame cannot be captured after it arrived), so
-/// that side is corrected from `DRIFT_DEADBAND_AHEAD`.
-const DRIFT_DEADBAND: i64 = TICKS / 5;
-const DRIFT_DEADBAND_AHEAD: i64 = TICKS / 50;
 /// When a ring is this full, the writer writes out early rather than
 /// waiting for the sync interval.
 const EARLY_WRITE_PERCENT: u32 = 50;
@@ -570,13 +558,11 @@ impl Writer {
                     if pl.split {
                         // The hole shows between recordings; nothing is
                         // missing inside this one.
+                        p.split = Some(pl.next_at);
                     } else if pl.gap {
                         p.gap = true;
                     } else {
                         p.last_duration = pl.duration;
-                    }
-                    if pl.split {
-                        p.split = Some(pl.next_at);
                     }
                     pl.duration
                 }
@@ -639,15 +625,7 @@ impl Writer {
         };
         let correction_ppm = match st.prev_end_90k {
             Some(end) if start == end && continuing => {
-                // Positive error: the camera's clock is slow against ours,
-                // so its durations are short; stretch the next recording.
-                let error = bound - end;
-                if (-DRIFT_DEADBAND_AHEAD..=DRIFT_DEADBAND).contains(&error) {
-                    0
-                } else {
-                    (error * 1_000_000 / st.s.segment_90k.max(TICKS))
-                        .clamp(-MAX_CORRECTION_PPM, MAX_CORRECTION_PPM)
-                }
+                timeline::drift_ppm(bound - end, st.s.segment_90k)
             }
             _ => 0,
         };
