@@ -372,3 +372,160 @@ fn gstreamer_stall_is_a_hole_of_its_length() {
         secs(holes[0])
     );
 }
+
+/// The first video indexed at or after `t`, once the index holds video a
+/// second past it: its start (90 kHz).
+fn first_video_from(db: &Path, t: i64) -> i64 {
+    wait_for(Duration::from_secs(30), "video recorded again", || {
+        let recs = recordings(db);
+        recs.iter().any(|r| r.end >= t + TICKS).then_some(())
+    });
+    let recs = recordings(db);
+    recs.iter()
+        .filter(|r| r.end > t)
+        .map(|r| r.start.max(t))
+        .min()
+        .unwrap()
+}
+
+/// A hung camera, as a network cut looks from the recorder: nothing sent,
+/// nothing answered, connections open. 3 s: the session survives it, a
+/// hole in the index; 13 s: longer than the client's 10 s no-data
+/// timeout, so reconnects hang on the frozen camera until it thaws.
+fn freeze_is_a_hole_and_video_is_back_within_seconds(transport: &str) {
+    let s = start(&format!("freeze-{transport}"), transport);
+    let faults = s.cam.faults();
+    let mut report = Vec::new();
+    for freeze_ms in [3_000i64, 13_000] {
+        let f0 = now_90k();
+        faults.freeze(Duration::from_millis(freeze_ms as u64));
+        let thaw = f0 + freeze_ms * 90;
+        let resumed = wait_for(Duration::from_secs(40), "the camera sending again", || {
+            faults.resumed_at().filter(|&t| to_90k(t) > f0)
+        });
+        let sent = to_90k(resumed);
+        let first = first_video_from(&s.db, f0 + TICKS / 5);
+        let recs = recordings(&s.db);
+        let inside = covered(&recs, f0 + TICKS / 5, thaw);
+        report.push(format!(
+            "freeze {:.0} s: video again {:.2} s after the thaw (camera's first frame {:.2} s after it), indexed {:+.2} s from when it was sent",
+            secs(freeze_ms * 90),
+            secs(first - thaw),
+            secs(sent - thaw),
+            secs(first - sent)
+        ));
+        assert!(
+            inside == 0,
+            "{:.2} s of video inside the freeze",
+            secs(inside)
+        );
+        assert!(
+            first - thaw <= 5 * TICKS,
+            "video again only {:.2} s after the thaw",
+            secs(first - thaw)
+        );
+        assert!(
+            (first - sent).abs() <= TICKS / 2,
+            "first frame after the freeze indexed {:.2} s off",
+            secs(first - sent)
+        );
+    }
+    let (recs, stopped) = stop(s);
+    assert_no_overlap_and_not_ahead(&recs, stopped);
+    for line in report {
+        println!("{transport}: {line}");
+    }
+}
+
+#[test]
+fn freeze_is_a_hole_and_video_is_back_within_seconds_tcp() {
+    freeze_is_a_hole_and_video_is_back_within_seconds("tcp");
+}
+
+#[test]
+fn freeze_is_a_hole_and_video_is_back_within_seconds_udp() {
+    freeze_is_a_hole_and_video_is_back_within_seconds("udp");
+}
+
+/// The camera drops every client (kick), then ends the stream with an
+/// RTCP BYE (GStreamer at EOS), three times each, 2 s apart like a
+/// flapping camera: every time video is back within seconds, and the
+/// index stays behind the wall clock.
+fn kick_and_end_of_stream_are_back_within_seconds(transport: &str) {
+    let s = start(&format!("kick-{transport}"), transport);
+    let faults = s.cam.faults();
+    let mut worst = [0i64; 2];
+    for round in 0..6 {
+        let kick = round % 2 == 0;
+        let t = now_90k();
+        if kick {
+            faults.kick();
+        } else {
+            faults.end_stream();
+        }
+        let first = first_video_from(&s.db, t + TICKS / 5);
+        let w = &mut worst[usize::from(!kick)];
+        *w = (*w).max(first - t);
+        assert!(
+            first - t <= 5 * TICKS,
+            "{}: video again only {:.2} s after",
+            if kick { "kick" } else { "BYE" },
+            secs(first - t)
+        );
+        std::thread::sleep(Duration::from_millis(2000));
+    }
+    let (recs, stopped) = stop(s);
+    assert_no_overlap_and_not_ahead(&recs, stopped);
+    println!(
+        "{transport}: kicked 3 times: video again within {:.2} s; RTCP BYE 3 times: within {:.2} s",
+        secs(worst[0]),
+        secs(worst[1])
+    );
+}
+
+#[test]
+fn kick_and_end_of_stream_are_back_within_seconds_tcp() {
+    kick_and_end_of_stream_are_back_within_seconds("tcp");
+}
+
+#[test]
+fn kick_and_end_of_stream_are_back_within_seconds_udp() {
+    kick_and_end_of_stream_are_back_within_seconds("udp");
+}
+
+/// Well-formed RTP with random payloads for 6 s in the middle of a
+/// recording: next to none of it is indexed as video (a random unit whose
+/// slice header parses is as rare as 1 in 1000, see
+/// `media::h264::tests::random_payloads_rarely_pass_for_slices`), and the
+/// video after it is.
+#[test]
+fn random_payloads_are_not_recorded_as_video() {
+    let s = start("random", "tcp");
+    let faults = s.cam.faults();
+    let g0 = now_90k();
+    faults.random_payloads(true);
+    std::thread::sleep(Duration::from_secs(6));
+    faults.random_payloads(false);
+    let g1 = now_90k();
+    let first = first_video_from(&s.db, g1);
+    let recs = recordings(&s.db);
+    // The last real frame before it lasts a frame interval or so.
+    let inside = covered(&recs, g0 + TICKS / 5, g1);
+    let (recs, stopped) = stop(s);
+    assert_no_overlap_and_not_ahead(&recs, stopped);
+    println!(
+        "random payloads for 6 s: {:.2} s indexed inside, video again {:.2} s after",
+        secs(inside),
+        secs(first - g1)
+    );
+    assert!(
+        inside <= TICKS / 2,
+        "{:.2} s of noise indexed as video",
+        secs(inside)
+    );
+    assert!(
+        first - g1 <= 5 * TICKS,
+        "video again only {:.2} s after",
+        secs(first - g1)
+    );
+}

@@ -223,6 +223,21 @@ pub(crate) fn sender_report(
     28 + 4 + chunk
 }
 
+/// Writes an RTCP compound packet announcing the end of the stream: an
+/// empty receiver report (a compound packet must start with a report) and
+/// a BYE (RFC 3550 6.6) for our SSRC. Returns its length.
+pub(crate) fn goodbye(rtp: &RtpState, out: &mut [u8; 128]) -> usize {
+    out[0] = 0x80; // V=2, RC=0
+    out[1] = 201; // RR
+    out[2..4].copy_from_slice(&1u16.to_be_bytes());
+    out[4..8].copy_from_slice(&rtp.ssrc.to_be_bytes());
+    out[8] = 0x81; // V=2, SC=1
+    out[9] = 203; // BYE
+    out[10..12].copy_from_slice(&1u16.to_be_bytes());
+    out[12..16].copy_from_slice(&rtp.ssrc.to_be_bytes());
+    16
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

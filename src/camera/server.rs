@@ -15,7 +15,7 @@
 use super::auth::Authenticator;
 use super::clip::{clips_at_bitrate, Clip, ClipFrame, BITRATE_RANGE};
 use super::faults::Faults;
-use super::packetize::{sender_report, FrameRef, Packetizer, RtpState, MAX_PACKET};
+use super::packetize::{goodbye, sender_report, FrameRef, Packetizer, RtpState, MAX_PACKET};
 use crate::media::Codec;
 use async_io::{Async, Timer};
 use futures_lite::future;
@@ -52,6 +52,8 @@ const SEND_BUFFER: libc::c_int = 32 * 1024;
 /// per system call instead of one, for 8 KiB per playing TCP session.
 const WRITE_BATCH: usize = 8 * 1024;
 const CNAME: &[u8] = b"vigil-camera";
+/// How soon a sleeping task notices a fault it was told to cause.
+const FAULT_CHECK: Duration = Duration::from_millis(200);
 const SERVER: &str = "Vigil simulated camera";
 const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER";
 /// Seconds from 1900 (NTP epoch) to 1970 (Unix epoch).
@@ -268,6 +270,8 @@ struct Outgoing {
     base_ts: u32,
     play: Option<Playing>,
     faults: Faults,
+    /// [`Faults::ends`] when this stream was set up.
+    ends: u32,
 }
 
 struct Playing {
@@ -299,6 +303,7 @@ impl Outgoing {
             },
             base_ts: (random_u64() >> 16) as u32,
             play: None,
+            ends: faults.ends(),
             faults,
         }
     }
@@ -401,7 +406,26 @@ impl Outgoing {
         if n.is_none() {
             p.cursor = None;
         }
+        if let Some(n) = n.filter(|_| self.faults.sending_random_payloads()) {
+            // The 12-byte RTP header stays; the payload is noise.
+            for chunk in out[12..n].chunks_mut(8) {
+                let r = random_u64().to_le_bytes();
+                chunk.copy_from_slice(&r[..chunk.len()]);
+            }
+        }
         n
+    }
+
+    /// The RTCP BYE ending this stream when the camera was told to end
+    /// it (it then stops playing).
+    fn end_of_stream(&mut self, out: &mut [u8; 128]) -> Option<usize> {
+        let ends = self.faults.ends();
+        if ends == self.ends {
+            return None;
+        }
+        self.ends = ends;
+        self.play.take()?;
+        Some(goodbye(&self.rtp, out))
     }
 
     fn sending(&self) -> bool {
@@ -625,13 +649,14 @@ struct Conn {
     last_progress: Instant,
     /// After a fatal protocol error: send what is queued, then close.
     closing: bool,
+    /// [`Faults::kicks`] when the connection was accepted.
+    kicks: u32,
 }
 
 impl Conn {
     fn new(shared: Rc<Shared>, stream: Async<TcpStream>, peer: SocketAddr) -> Self {
         let now = Instant::now();
         Conn {
-            shared,
             stream,
             peer,
             inbuf: vec![0; 2048],
@@ -646,14 +671,25 @@ impl Conn {
             last_request: now,
             last_progress: now,
             closing: false,
+            kicks: shared.faults.kicks(),
+            shared,
         }
     }
 
     async fn serve(mut self) {
         log::debug!("camera: connection from {}", self.peer);
         let mut timer = ArmedTimer::new();
+        let faults = self.shared.faults.clone();
         let reason = loop {
             let now = Instant::now();
+            if faults.kicks() != self.kicks {
+                break "kicked (fault)".into();
+            }
+            if let Some(until) = faults.frozen(now) {
+                timer.set_at(until, now);
+                (&mut timer.timer).await;
+                continue;
+            }
             self.on_time(now);
             if let Err(e) = self.flush(now) {
                 break e.to_string();
@@ -679,6 +715,8 @@ impl Conn {
             if let Some(d) = self.tcp.as_ref().and_then(|s| s.out.deadline()) {
                 deadline = deadline.min(d);
             }
+            // Faults (kick, freeze) are noticed within this.
+            deadline = deadline.min(now + FAULT_CHECK);
             timer.set_at(deadline, now);
             let read = !self.closing && self.ctrl.len() - self.ctrl_pos < CTRL_SOFT_LIMIT;
             if wait_io(&self.stream, read, pending, &mut timer.timer).await {
@@ -706,6 +744,11 @@ impl Conn {
         };
         s.out.on_time(now, busy);
         let mut sr = [0u8; 128];
+        if let Some(n) = s.out.end_of_stream(&mut sr) {
+            self.ctrl.extend_from_slice(&[b'$', s.rtcp_channel]);
+            self.ctrl.extend_from_slice(&(n as u16).to_be_bytes());
+            self.ctrl.extend_from_slice(&sr[..n]);
+        }
         if let Some(n) = s.out.sender_report(now, &mut sr) {
             // A report is worth less than the control replies: skip it if
             // the client is not reading those.
@@ -1150,8 +1193,18 @@ impl UdpSession {
     async fn run(mut self) {
         let mut timer = ArmedTimer::new();
         let mut pkt = [0u8; MAX_PACKET];
+        let faults = self.slot.shared.faults.clone();
+        let kicks = faults.kicks();
         let reason = loop {
             let now = Instant::now();
+            if faults.kicks() != kicks {
+                break "kicked (fault)";
+            }
+            if let Some(until) = faults.frozen(now) {
+                timer.set_at(until, now);
+                (&mut timer.timer).await;
+                continue;
+            }
             let alive_until = self.state.last_alive.get() + self.slot.shared.session_timeout;
             if now >= alive_until {
                 break "timed out";
@@ -1162,6 +1215,9 @@ impl UdpSession {
                 let _ = self.rtp.get_ref().send_to(&pkt[..n], self.dest_rtp);
             }
             let mut sr = [0u8; 128];
+            if let Some(n) = self.out.end_of_stream(&mut sr) {
+                let _ = self.rtcp.get_ref().send_to(&sr[..n], self.dest_rtcp);
+            }
             if let Some(n) = self.out.sender_report(now, &mut sr) {
                 let _ = self.rtcp.get_ref().send_to(&sr[..n], self.dest_rtcp);
             }
@@ -1169,7 +1225,8 @@ impl UdpSession {
             let deadline = self
                 .out
                 .deadline()
-                .map_or(alive_until, |d| d.min(alive_until));
+                .map_or(alive_until, |d| d.min(alive_until))
+                .min(now + FAULT_CHECK);
             timer.set_at(deadline, now);
             enum Event {
                 Control(Result<UdpControl, channel::RecvError>),

@@ -239,6 +239,37 @@ impl NalCodec for H265Codec {
     fn params(&self) -> Option<&VideoParams> {
         self.params.as_ref()
     }
+
+    fn check_slice(
+        &self,
+        nal: &[u8],
+        starts_picture: bool,
+        _thorough: bool,
+    ) -> Result<(), &'static str> {
+        let [h0, h1, body @ ..] = nal else {
+            return Err("slice shorter than its header");
+        };
+        if h0 & 0x80 != 0 {
+            return Err("slice with the forbidden bit set");
+        }
+        if h1 & 0x07 == 0 {
+            return Err("nuh_temporal_id_plus1 of 0");
+        }
+        let nal_type = (h0 >> 1) & 0x3f;
+        if matches!(nal_type, 10..=15 | 22..=31) {
+            return Err("reserved slice NAL unit type");
+        }
+        let mut r = BitReader::new(body);
+        let first_in_picture = r.flag()?;
+        if (16..=23).contains(&nal_type) {
+            r.skip(1)?; // no_output_of_prior_pics_flag
+        }
+        r.ue_max(63, "slice_pic_parameter_set_id out of range")?;
+        if starts_picture && !first_in_picture {
+            return Err("picture not starting with its first slice segment");
+        }
+        Ok(())
+    }
 }
 
 impl H265Codec {
@@ -705,7 +736,8 @@ mod tests {
     fn fragmentation_units_over_several_packets() {
         let mut h = with_sdp();
         // Layer 0, temporal id 2 in the header: must survive reassembly.
-        let nal: Vec<u8> = [0x26, 0x03]
+        // first_slice_segment_in_pic_flag, PPS 0.
+        let nal: Vec<u8> = [0x26, 0x03, 0xa0]
             .into_iter()
             .chain((0..100).map(|i| i as u8 | 1))
             .collect();
@@ -723,7 +755,7 @@ mod tests {
         let f = format!("{};sprop-max-don-diff=2", fmtp());
         let mut h = Harness::new(H265Depacketizer::new(Some(&f), 1 << 20));
         h.ok(0, true, &ap(&[SEI, IDR], true));
-        let nal: Vec<u8> = [0x02, 0x01].into_iter().chain(1..=40).collect();
+        let nal: Vec<u8> = [0x02, 0x01, 0xc0].into_iter().chain(1..=40).collect();
         for (i, p) in fu(&nal, 3, true).iter().enumerate() {
             h.ok(3000, i == 2, p);
         }
@@ -748,7 +780,7 @@ mod tests {
     fn lost_fragments() {
         let mut h = with_sdp();
         h.ok(0, true, IDR);
-        let nal: Vec<u8> = [0x02, 0x01].into_iter().chain(1..=40).collect();
+        let nal: Vec<u8> = [0x02, 0x01, 0xc0].into_iter().chain(1..=40).collect();
         let pk = fu(&nal, 3, false);
         h.ok(3000, false, &pk[0]);
         // The middle fragment is lost: the partial NAL is dropped.
@@ -846,7 +878,7 @@ mod tests {
     #[test]
     fn quirk_fu_type_change_and_empty_fragments() {
         let mut h = with_sdp();
-        let nal: Vec<u8> = [0x02, 0x01].into_iter().chain(1..=40).collect();
+        let nal: Vec<u8> = [0x02, 0x01, 0xc0].into_iter().chain(1..=40).collect();
         let mut pk = fu(&nal, 3, false);
         pk[1][2] = (pk[1][2] & 0xc0) | 19;
         h.ok(0, false, &pk[0]);

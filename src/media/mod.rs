@@ -111,6 +111,10 @@ pub enum DepacketizeError {
     NoParameters,
     /// Parameter sets present but unusable (unparseable SPS etc.).
     BadParameters(String),
+    /// A slice header no encoder writes, or one that contradicts the
+    /// stream's parameters: the unit is dropped, and the units after it
+    /// until a key frame.
+    BadSlice(&'static str),
 }
 
 impl fmt::Display for DepacketizeError {
@@ -122,6 +126,7 @@ impl fmt::Display for DepacketizeError {
             }
             DepacketizeError::NoParameters => f.write_str("no parameter sets yet"),
             DepacketizeError::BadParameters(why) => write!(f, "bad parameter sets: {why}"),
+            DepacketizeError::BadSlice(why) => write!(f, "not video: {why}"),
         }
     }
 }

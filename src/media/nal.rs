@@ -84,6 +84,20 @@ pub(crate) trait NalCodec {
     fn ready_params(&mut self) -> Result<(&VideoParams, bool), DepacketizeError>;
 
     fn params(&self) -> Option<&VideoParams>;
+
+    /// Checks what a slice's header says against what an encoder can
+    /// write and the stream's parameters: random bytes in a well-formed
+    /// RTP stream must not be taken for video. `starts_picture`: the
+    /// slice is the first of an intact access unit, so it must begin the
+    /// picture. `thorough`: parse the whole slice header against the
+    /// parameter sets (for the key frame ending a resynchronisation, where
+    /// a random unit passing the quick checks would cost the most).
+    fn check_slice(
+        &self,
+        nal: &[u8],
+        starts_picture: bool,
+        thorough: bool,
+    ) -> Result<(), &'static str>;
 }
 
 /// A NAL unit being reassembled from fragmentation units.
@@ -115,6 +129,9 @@ pub(crate) struct NalDepacketizer<C> {
     /// A packet was lost (or a frame dropped) since the last intact key
     /// frame, so frames until the next one are flagged `after_loss`.
     since_loss: bool,
+    /// A unit's slices failed [`NalCodec::check_slice`]: units are
+    /// dropped until a key frame passes (nothing before it can decode).
+    resync: bool,
     /// The unit in `buf` is complete but could not be emitted yet because
     /// this push already emitted one; it goes out first on the next push.
     ready: bool,
@@ -134,6 +151,7 @@ impl<C: NalCodec> NalDepacketizer<C> {
             oversize: false,
             frag: None,
             since_loss: false,
+            resync: false,
             ready: false,
         }
     }
@@ -500,6 +518,21 @@ impl<C: NalCodec> NalDepacketizer<C> {
             self.reset_au();
             return Ok(());
         };
+        if let Err(why) = self.check_slices() {
+            self.resync = true;
+            self.since_loss = true;
+            self.reset_au();
+            return Err(DepacketizeError::BadSlice(why));
+        }
+        if self.resync {
+            if !self.key {
+                self.reset_au();
+                return Err(DepacketizeError::BadSlice(
+                    "waiting for a key frame after a bad slice",
+                ));
+            }
+            self.resync = false;
+        }
         let result = match self.codec.ready_params() {
             Ok((params, params_changed)) => {
                 let after_loss = self.damaged || (self.since_loss && !self.key);
@@ -528,6 +561,27 @@ impl<C: NalCodec> NalDepacketizer<C> {
         };
         self.reset_au();
         result
+    }
+}
+
+impl<C: NalCodec> NalDepacketizer<C> {
+    /// Checks every slice of the unit in progress.
+    fn check_slices(&self) -> Result<(), &'static str> {
+        let mut starts_picture = !self.damaged;
+        let mut rest = self.buf.as_slice();
+        while let Some((len, tail)) = rest.split_first_chunk::<LENGTH_PREFIX>() {
+            let len = u32::from_be_bytes(*len) as usize;
+            let (nal, tail) = tail.split_at_checked(len).ok_or("truncated NAL unit")?;
+            rest = tail;
+            let Some(nal_type) = C::nal_type(nal) else {
+                continue;
+            };
+            if let NalClass::Slice { .. } = C::classify(nal_type) {
+                self.codec.check_slice(nal, starts_picture, self.resync)?;
+                starts_picture = false;
+            }
+        }
+        Ok(())
     }
 }
 

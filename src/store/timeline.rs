@@ -177,6 +177,14 @@ pub fn start(bound: i64, prev_end: Option<i64>, continuing: bool) -> i64 {
     }
 }
 
+/// The duration of a stream's newest frame, at `at` in the index, when it
+/// is written with no successor at wall-clock time `now` (shutdown, a
+/// camera removed): its predecessor's interval `usual`, cut at `now`, so
+/// the index never runs ahead of the wall clock. At least one tick.
+pub fn last_duration(at: i64, usual: i64, now: i64) -> i64 {
+    usual.min(now - at).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +346,13 @@ mod tests {
         assert_eq!(start(end + TICKS / 10, Some(end), false), end + TICKS / 10);
         assert_eq!(start(end - TICKS, Some(end), false), end);
         assert_eq!(start(end, None, true), end);
+    }
+
+    #[test]
+    fn the_newest_frame_never_ends_after_the_wall_clock() {
+        assert_eq!(last_duration(T0, FRAME, T0 + TICKS), FRAME);
+        assert_eq!(last_duration(T0, FRAME, T0 + FRAME / 2), FRAME / 2);
+        // Placed ahead of the clock (within the tolerance): one tick.
+        assert_eq!(last_duration(T0, FRAME, T0 - TICKS / 10), 1);
     }
 }

@@ -177,6 +177,9 @@ pub struct Writer {
     next_recording_id: i64,
     sync_interval: Duration,
     last_sync: Instant,
+    /// The wall clock (90 kHz) when the writer began writing out a
+    /// stream's last frames (shutdown, a stream retired); `None` otherwise.
+    closing_at: Option<i64>,
     /// Pools written to since the last sync.
     unsynced: Vec<u32>,
     /// Record rows written since the last commit.
@@ -242,6 +245,7 @@ impl Writer {
             next_recording_id,
             sync_interval,
             last_sync: Instant::now(),
+            closing_at: None,
             unsynced: Vec::new(),
             pending_records: Vec::new(),
             closed: Vec::new(),
@@ -313,7 +317,10 @@ impl Writer {
             .streams
             .iter()
             .position(|st| st.s.camera == camera && st.s.kind == kind)?;
-        if let Err(e) = self.write_stream(i, true) {
+        self.closing_at = Some(wall_90k_now());
+        let written = self.write_stream(i, true);
+        self.closing_at = None;
+        if let Err(e) = written {
             // The disk fails: the frames still in the ring are lost, as
             // they would be at shutdown; the recording closes where the
             // last record ended.
@@ -356,6 +363,7 @@ impl Writer {
             let to_sync = self.sync_interval.saturating_sub(self.last_sync.elapsed());
             std::thread::sleep(WRITER_POLL.min(to_sync).max(Duration::from_millis(20)));
         }
+        self.closing_at = Some(wall_90k_now());
         if let Err(e) = self
             .write_available(true)
             .and_then(|_| self.sync_and_commit())
@@ -566,6 +574,11 @@ impl Writer {
                     }
                     pl.duration
                 }
+                // The newest frame, written at shutdown (rule 8).
+                None if ring.peek(n + 1).is_none() => match self.closing_at {
+                    Some(now) => timeline::last_duration(at, p.last_duration, now),
+                    None => p.last_duration,
+                },
                 None => p.last_duration,
             }
             .max(1);

@@ -395,7 +395,10 @@ fn send_frame(s: &mut TcpStream, script: &Script, st: &mut Streamer) -> std::io:
         let pkt = rtp(st, marker, &payload);
         interleave(s, ch, &pkt)?;
     } else if st.frame.is_multiple_of(25) {
-        let body = vec![0xabu8; 3000];
+        // An I slice header (first_mb_in_slice 0, slice_type 7, PPS 0),
+        // then filler.
+        let mut body = vec![0xabu8; 3000];
+        body[..2].copy_from_slice(&[0x88, 0x84]);
         for (i, part) in body.chunks(1000).enumerate() {
             let start = if i == 0 { 0x80 } else { 0 };
             let end = if i == 2 { 0x40 } else { 0 };
