@@ -23,11 +23,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil::arena::{self, FrameMeta, Push, RingWriter};
 use vigil::config::{self, StreamKind};
-use vigil::daemon::StreamStatus;
-use vigil::media::{new_depacketizer, Codec};
+use vigil::media::new_depacketizer;
 use vigil::rtsp::conn::{parse_frame, Framed};
-use vigil::rtsp::rtp::{RtpPacket, TimestampUnwrapper};
+use vigil::rtsp::rtp::TimestampUnwrapper;
 use vigil::store::{self, format, writer::Writer, writer::WriterStream};
+use vigil::stream::rtp::RtpPacket;
+use vigil::stream::Codec;
+use vigil::stream::StreamStatus;
 
 const CLIP: &[u8] = include_bytes!("../src/camera/clips/h264.264");
 const FPS: u32 = 25;

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil::arena::{self, FrameMeta, Push};
 use vigil::config::{self, StreamKind};
-use vigil::daemon::StreamStatus;
-use vigil::media::{Codec, VideoParams};
 use vigil::serve::http::{HttpServer, ServeContext};
 use vigil::store::{self, format, writer::Writer, writer::WriterStream};
+use vigil::stream::StreamStatus;
+use vigil::stream::{Codec, VideoParams};
 
 const TICKS: i64 = 90_000;
 const FPS: i64 = 5;

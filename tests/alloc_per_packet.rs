@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil::config::Transport;
-use vigil::daemon::{spawn_stream, DiscardSink, StopSource, StreamSpec, StreamStatus};
+use vigil::daemon::{spawn_stream, StreamSpec};
+use vigil::stream::{DiscardSink, StopSource, StreamStatus};
 
 struct Counting;
 
@@ -139,7 +140,7 @@ fn receiving_allocates_nothing_per_packet() {
         (Transport::Tcp, "mjpeg/d"),
     ] {
         let w = measure(transport, path);
-        let ticks = w.seconds / vigil::daemon::ticker::TICK.as_secs_f64();
+        let ticks = w.seconds / vigil::stream::ticker::TICK.as_secs_f64();
         println!(
             "{path} over {transport:?}: {} packets, {} frames, {} allocations in {:.1} s: \
              {:.3} per packet, {:.3} per frame",

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions, CLIPS};
 use vigil::config::Transport;
-use vigil::daemon::{spawn_stream, FrameSink, StopSource, StreamSpec, StreamStatus};
-use vigil::media::{Codec, Frame};
+use vigil::daemon::{spawn_stream, StreamSpec};
+use vigil::stream::{Codec, Frame};
+use vigil::stream::{FrameSink, StopSource, StreamStatus};
 
 #[derive(Clone, Default, Debug)]
 struct Got {
@@ -53,7 +54,7 @@ fn receive(
     transport: Transport,
     frames: u32,
     step: i64,
-) -> (Got, vigil::daemon::StreamSnapshot) {
+) -> (Got, vigil::stream::StreamSnapshot) {
     let spec = StreamSpec::for_url("builtin", &server.url(path), transport);
     let status = Arc::new(StreamStatus::new("builtin", spec.kind));
     let got = Arc::new(Mutex::new(Got::default()));

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use vigil::arena::{self, FrameMeta, Push};
 use vigil::config::{self, StreamKind};
-use vigil::daemon::StreamStatus;
-use vigil::media::{Codec, VideoParams};
 use vigil::store::{self, db::Db, format, writer::Writer, writer::WriterStream};
+use vigil::stream::StreamStatus;
+use vigil::stream::{Codec, VideoParams};
 
 const TICKS: i64 = 90_000;
 

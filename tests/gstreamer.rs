@@ -11,8 +11,9 @@ mod common;
 use common::{measured_fps, span, wait_until, GstServer, Recorded, Running};
 use std::time::Duration;
 use vigil::config::Transport;
-use vigil::daemon::{StreamSpec, StreamState};
-use vigil::media::Codec;
+use vigil::daemon::StreamSpec;
+use vigil::stream::Codec;
+use vigil::stream::StreamState;
 
 /// How long the stream must deliver before its frames are judged.
 const WATCH: Duration = Duration::from_secs(3);
@@ -451,7 +452,7 @@ fn end_of_stream_reconnects_at_once() {
 mod harness {
     use super::common::{check_sample, measured_fps, span, Recorded};
     use std::time::Duration;
-    use vigil::media::Codec;
+    use vigil::stream::Codec;
 
     fn avc(nals: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();

@@ -344,7 +344,7 @@ fn long_answers_are_limited_by_max_clients() {
     });
     let ctx = Arc::new(ServeContext {
         running: vigil::daemon::Running::from_statuses(vec![Arc::new(
-            vigil::daemon::StreamStatus::new("a", vigil::config::StreamKind::Main),
+            vigil::stream::StreamStatus::new("a", vigil::config::StreamKind::Main),
         )]),
         db_path: dir.join("missing.db"),
         storage: cfg.storage.clone(),

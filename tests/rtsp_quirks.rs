@@ -7,8 +7,9 @@ use fakecam::{FakeCamera, Script};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vigil::config::Transport;
-use vigil::daemon::{spawn_stream, FrameSink, StopSource, StreamSpec, StreamState, StreamStatus};
-use vigil::media::Frame;
+use vigil::daemon::{spawn_stream, StreamSpec};
+use vigil::stream::Frame;
+use vigil::stream::{FrameSink, StopSource, StreamState, StreamStatus};
 
 #[derive(Default, Debug)]
 struct Got {
@@ -77,7 +78,7 @@ impl Running {
         &self,
         what: &str,
         timeout: Duration,
-        cond: impl Fn(&Got, &vigil::daemon::StreamSnapshot) -> bool,
+        cond: impl Fn(&Got, &vigil::stream::StreamSnapshot) -> bool,
     ) {
         let deadline = Instant::now() + timeout;
         loop {

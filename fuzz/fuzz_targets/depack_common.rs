@@ -9,8 +9,9 @@
 //! bit 1 timestamp +3000, bit 2 loss before, bit 3 timestamp -3000), a
 //! big-endian u16 length (clamped to what is left) and the payload.
 
-use vigil::media::{new_depacketizer, Codec};
-use vigil::rtsp::rtp::RtpPacket;
+use vigil::media::new_depacketizer;
+use vigil::stream::Codec;
+use vigil::stream::rtp::RtpPacket;
 
 pub fn run(codec: Codec, fmtps: &[&str; 3], data: &[u8]) {
     let Some((&sel, mut rest)) = data.split_first() else {

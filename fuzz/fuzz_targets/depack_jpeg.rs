@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil::media::Codec;
+use vigil::stream::Codec;
 
 #[path = "depack_common.rs"]
 mod depack_common;

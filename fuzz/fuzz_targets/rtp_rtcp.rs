@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use vigil::rtsp::rtcp::{is_bye, sender_report};
-use vigil::rtsp::rtp::{ReorderBuffer, RtpPacket, SeqResult, SequenceTracker, TimestampUnwrapper};
+use vigil::rtsp::rtp::{ReorderBuffer, SeqResult, SequenceTracker, TimestampUnwrapper};
+use vigil::stream::rtp::RtpPacket;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(p) = RtpPacket::parse(data) {

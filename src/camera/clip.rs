@@ -9,7 +9,7 @@
 //! crash of `vigil demo`.
 
 use super::{ClipInfo, CLIPS};
-use crate::media::Codec;
+use crate::stream::Codec;
 use base64::Engine;
 use std::sync::OnceLock;
 

@@ -24,7 +24,7 @@ mod server;
 pub use faults::Faults;
 
 use crate::cli::CameraAuth;
-use crate::media::Codec;
+use crate::stream::Codec;
 use async_io::Async;
 use std::io;
 use std::net::{SocketAddr, TcpListener};

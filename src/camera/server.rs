@@ -16,7 +16,7 @@ use super::auth::Authenticator;
 use super::clip::{clips_at_bitrate, Clip, ClipFrame, BITRATE_RANGE};
 use super::faults::Faults;
 use super::packetize::{goodbye, sender_report, FrameRef, Packetizer, RtpState, MAX_PACKET};
-use crate::media::Codec;
+use crate::stream::Codec;
 use async_io::{Async, Timer};
 use futures_lite::future;
 use rtsp_types::{headers, HeaderName, Message, Method, Response, StatusCode, Url, Version};

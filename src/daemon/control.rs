@@ -17,11 +17,12 @@
 //! See docs/storage.md, "Cameras changed while recording".
 
 use super::recorder::{arena_bytes, recorded, ring_weight, Prepared};
-use super::{FrameSink, Running, StreamSpec, StreamStatus, Streams};
+use super::{Running, StreamSpec, Streams};
 use crate::arena::{self, Arena, RingReader, RingWriter};
 use crate::config::write::{self, EditError, Edited};
 use crate::config::{self, Camera, Config, StreamKind};
 use crate::store::writer::{WriterCommand, WriterStream};
+use crate::stream::{FrameSink, StreamStatus};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::Duration;

@@ -7,50 +7,19 @@ pub mod detach;
 pub mod recorder;
 pub mod running;
 pub mod shutdown;
-pub mod status;
-pub mod stop;
 mod stream;
 pub mod swap;
-pub mod ticker;
 pub mod watchdog;
 
 pub use control::Control;
 pub use running::{Running, RunningStream};
-pub use status::{StreamSnapshot, StreamState, StreamStatus};
-pub use stop::{StopSource, StopToken};
 pub use stream::{spawn_stream, spawn_stream_keeping_sink, StreamSpec};
 
-use crate::arena::{RingReader, RingWriter};
 use crate::config::{Config, StreamKind};
-use crate::media::Frame;
+use crate::stream::{FrameSink, StopSource, StreamState, StreamStatus};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Where a stream's frames go. Called on the stream's own thread, once per
-/// frame, with bytes that are only valid during the call.
-pub trait FrameSink: Send {
-    fn frame(&mut self, frame: &Frame<'_>);
-
-    /// The stream broke (reconnect, timestamp jump): the next frame does
-    /// not continue the previous one, and must start a new recording.
-    fn discontinuity(&mut self) {}
-
-    /// The sink's ring ends, when it writes into a ring: the producer end,
-    /// and the consumer end when the sink holds it itself (a stream only
-    /// viewers watch). Lets a restarted stream keep its ring.
-    fn into_rings(self: Box<Self>) -> Option<(RingWriter, Option<RingReader>)> {
-        None
-    }
-}
-
-/// A sink that keeps nothing, for streams that are not recorded (a sub
-/// stream kept for live viewing): the stream status still counts frames.
-pub struct DiscardSink;
-
-impl FrameSink for DiscardSink {
-    fn frame(&mut self, _frame: &Frame<'_>) {}
-}
 
 /// The streams a config asks for, in start-up order.
 pub fn stream_specs(config: &Config) -> Vec<StreamSpec> {

@@ -7,14 +7,15 @@
 
 use super::control::Control;
 use super::shutdown::{Shutdown, STREAMS_TIMEOUT, WRITER_TIMEOUT};
-use super::{DiscardSink, FrameSink, Running, RunningStream, StopSource, StreamSpec, StreamStatus};
+use super::{Running, RunningStream, StreamSpec};
 use crate::arena::{self, FrameMeta, LiveTap, Push, RingReader, RingWriter};
 use crate::config::{Camera, Config, Record, StreamKind};
-use crate::media::Frame;
 use crate::store::format;
 use crate::store::open::Storage;
 use crate::store::pool::PoolReader;
 use crate::store::writer::{wall_90k_now, Writer, WriterCommand, WriterStats, WriterStream, TICKS};
+use crate::stream::Frame;
+use crate::stream::{DiscardSink, FrameSink, StopSource, StreamStatus};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -9,8 +9,8 @@
 //! tells them it is gone.
 
 use super::recorder::LiveSource;
-use super::StreamStatus;
 use crate::config::{Camera, StreamKind};
+use crate::stream::StreamStatus;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// One running stream.

@@ -1,9 +1,9 @@
 //! One stream's thread: a smol `LocalExecutor` running the RTSP session,
 //! restarted with exponential backoff and jitter when it fails.
 
-use super::{FrameSink, StopSource, StopToken, StreamState, StreamStatus};
 use crate::config::{Camera, Config, StreamKind, Transport};
 use crate::rtsp::client::{run_session, SessionError, SessionMemory, SessionOptions};
+use crate::stream::{FrameSink, StopSource, StopToken, StreamState, StreamStatus};
 use futures_lite::future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -28,8 +28,8 @@
 //! `V` is written before closing, which disarms drivers that support it
 //! ("magic close"); after an unclean one the device is left armed.
 
-use super::{StreamState, StreamStatus};
 use crate::store::writer::WriterCommand;
+use crate::stream::{StreamState, StreamStatus};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

@@ -11,8 +11,9 @@ use super::nal::{
     fmtp_param, for_each_sprop, fps_milli, trim_trailing_zeros, NalClass, NalCodec,
     NalDepacketizer, Payload, MAX_PARAM_SET_BYTES,
 };
-use super::{Codec, DepacketizeError, Depacketizer, Frame, VideoParams};
-use crate::rtsp::rtp::RtpPacket;
+use super::{DepacketizeError, Depacketizer};
+use crate::stream::rtp::RtpPacket;
+use crate::stream::{Codec, Frame, VideoParams};
 use h264_reader::nal::pps::PicParameterSet;
 use h264_reader::nal::slice::{SliceHeader, SliceHeaderError};
 use h264_reader::nal::sps::{SeqParameterSet, SpsError};

@@ -13,8 +13,9 @@ use super::nal::{
     fmtp_param, for_each_sprop, fps_milli, trim_trailing_zeros, NalClass, NalCodec,
     NalDepacketizer, Payload, MAX_PARAM_SET_BYTES,
 };
-use super::{Codec, DepacketizeError, Depacketizer, Frame, VideoParams};
-use crate::rtsp::rtp::RtpPacket;
+use super::{DepacketizeError, Depacketizer};
+use crate::stream::rtp::RtpPacket;
+use crate::stream::{Codec, Frame, VideoParams};
 
 const NAL_VPS: u8 = 32;
 const NAL_SPS: u8 = 33;

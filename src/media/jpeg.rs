@@ -12,8 +12,9 @@
 //! interval, tables), so a steady stream allocates nothing: each frame is
 //! built in one buffer reused from frame to frame.
 
-use super::{Codec, DepacketizeError, Depacketizer, Frame, VideoParams};
-use crate::rtsp::rtp::RtpPacket;
+use super::{DepacketizeError, Depacketizer};
+use crate::stream::rtp::RtpPacket;
+use crate::stream::{Codec, Frame, VideoParams};
 
 /// Turns RTP/JPEG packets into JFIF images.
 pub struct JpegDepacketizer {

@@ -2,7 +2,7 @@
 //! and collecting what comes out.
 
 use super::{DepacketizeError, Depacketizer, VideoParams};
-use crate::rtsp::rtp::RtpPacket;
+use crate::stream::rtp::RtpPacket;
 
 /// An emitted frame, copied out of the depacketizer's buffer.
 #[derive(Clone, Debug)]

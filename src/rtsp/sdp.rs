@@ -6,7 +6,7 @@
 //! cannot understand, as far as that is safe: a camera's odd SDP should cost
 //! at most the media section that is odd, never the whole stream.
 
-use crate::media::Codec;
+use crate::stream::Codec;
 use std::fmt;
 
 pub const MAX_SDP_BYTES: usize = 64 * 1024;

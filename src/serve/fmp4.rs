@@ -49,7 +49,7 @@ impl From<&Mp4Frame> for FragSample {
 /// H.264 and H.265 only: the players fragmented MP4 is for (MSE, HLS)
 /// cannot play JPEG from it, so it is refused here rather than served.
 pub fn init_segment(entry: &Mp4SampleEntry) -> Result<Vec<u8>, Mp4Error> {
-    if entry.codec == crate::media::Codec::Jpeg {
+    if entry.codec == crate::stream::Codec::Jpeg {
         return Err(Mp4Error::Unsupported(entry.codec));
     }
     if entry.decoder_config.is_empty() || entry.decoder_config.len() > 1 << 16 {
@@ -63,7 +63,7 @@ pub fn init_segment(entry: &Mp4SampleEntry) -> Result<Vec<u8>, Mp4Error> {
     w.bytes(b"iso5"); // major brand: movie fragments with tfdt
     w.u32(0x200);
     let codec_brand = match entry.codec {
-        crate::media::Codec::H265 => b"hvc1",
+        crate::stream::Codec::H265 => b"hvc1",
         _ => b"avc1",
     };
     for brand in [b"iso5", b"iso6", b"mp41", codec_brand] {

@@ -3,8 +3,8 @@
 //! use; memory and arena; HTTP answers by status. Rendered from snapshots
 //! the caller gathers, so this module only formats.
 
-use crate::daemon::status::StreamSnapshot;
 use crate::store::db::Summary;
+use crate::stream::status::StreamSnapshot;
 use std::fmt::Write;
 
 /// One stream's labels and counters.

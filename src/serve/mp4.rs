@@ -19,7 +19,7 @@ pub(crate) mod boxes;
 #[cfg(test)]
 mod tests;
 
-use crate::media::Codec;
+use crate::stream::Codec;
 use boxes::{BoxWriter, Fnv64, Oversize};
 use std::fmt;
 

@@ -12,10 +12,10 @@
 use super::mp4::{
     self, Mp4Error, Mp4File, Mp4Frame, Mp4SampleEntry, Mp4Segment, SampleLoc, SampleSource,
 };
-use crate::media::Codec;
 use crate::store::db::Db;
 use crate::store::pool::{PoolReader, ReadError};
 use crate::store::video_index;
+use crate::stream::Codec;
 use std::io::{self, Read};
 
 /// Why a range cannot be served.

@@ -7,7 +7,7 @@
 //! damaged: they check every length before using it, never panic and never
 //! allocate more than the bounds below allow.
 
-use crate::media::{Codec, VideoParams};
+use crate::stream::{Codec, VideoParams};
 use crc::{Crc, Table, CRC_32_ISCSI};
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -739,8 +739,8 @@ mod tests {
 
     #[test]
     fn first_params_carry_the_stream() {
-        let p = crate::media::VideoParams {
-            codec: crate::media::Codec::H264,
+        let p = crate::stream::VideoParams {
+            codec: crate::stream::Codec::H264,
             width: 640,
             height: 360,
             fps_milli: Some(25_000),

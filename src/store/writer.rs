@@ -23,7 +23,7 @@ use super::pool::Pools;
 use super::timeline::{self, Sample};
 use super::video_index::VideoIndexEncoder;
 use crate::arena::RingReader;
-use crate::daemon::{StopToken, StreamStatus};
+use crate::stream::{StopToken, StreamStatus};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 

@@ -18,8 +18,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use vigil::daemon::{spawn_stream, FrameSink, StopSource, StreamSpec, StreamStatus};
-use vigil::media::{Codec, Frame, VideoParams};
+use vigil::daemon::{spawn_stream, StreamSpec};
+use vigil::stream::{Codec, Frame, VideoParams};
+use vigil::stream::{FrameSink, StopSource, StreamStatus};
 
 /// Debian's Python: a `python3` earlier on PATH (pyenv, venv) cannot import
 /// the distribution's `gi` bindings that the server needs.

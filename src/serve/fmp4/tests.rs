@@ -3,8 +3,8 @@
 //! helpers are shared with the `live` tests.
 
 use super::*;
-use crate::media::Codec;
 use crate::serve::mp4::{Mp4SampleEntry, SampleLoc, SampleSource};
+use crate::stream::Codec;
 use base64::Engine;
 use std::process::Command;
 

@@ -5,8 +5,8 @@
 
 use super::*;
 use crate::arena::{self, FrameMeta, RingReader, RingWriter};
-use crate::media::VideoParams;
 use crate::serve::fmp4::tests::{boxes, builtin_h264, decode_and_probe, parse_fragment, Clip};
+use crate::stream::VideoParams;
 
 #[test]
 fn timeline_at_a_steady_rate() {

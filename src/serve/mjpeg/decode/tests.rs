@@ -3,8 +3,9 @@
 
 use super::*;
 use crate::media::h264::H264Depacketizer;
-use crate::media::{Depacketizer, VideoParams};
-use crate::rtsp::rtp::RtpPacket;
+use crate::media::Depacketizer;
+use crate::stream::rtp::RtpPacket;
+use crate::stream::VideoParams;
 
 static H264_CLIP: &[u8] = include_bytes!("../../../camera/clips/h264.264");
 
@@ -157,7 +158,7 @@ fn key_frames_of_the_clip_become_jpegs() {
     // The same decoder for each, in any order, with P-frames and garbage in
     // between: each key frame stands alone.
     for (params, data, _) in [keys[1], keys[0], keys[1]] {
-        assert_eq!(params.codec, crate::media::Codec::H264);
+        assert_eq!(params.codec, crate::stream::Codec::H264);
         let (w, h) = d
             .key_frame_to_jpeg(&params.decoder_config, data, QUALITY, &mut out)
             .unwrap();

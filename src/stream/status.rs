@@ -6,7 +6,7 @@
 //! MIPS32, which has no 64-bit atomics.
 
 use crate::config::StreamKind;
-use crate::media::{Codec, VideoParams};
+use crate::stream::{Codec, VideoParams};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
