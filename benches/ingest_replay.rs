@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vigil::arena::{self, FrameMeta, Push, RingWriter};
 use vigil::config::{self, StreamKind};
-use vigil::media::new_depacketizer;
+use vigil::media::Depacketizer;
 use vigil::rtsp::conn::{parse_frame, Framed};
 use vigil::rtsp::rtp::TimestampUnwrapper;
 use vigil::store::{self, format, writer::Writer, writer::WriterStream};
@@ -222,7 +222,7 @@ fn replay(stream: &[u8]) -> u32 {
 /// recording is closed.
 #[inline(never)]
 fn ingest(stream: &[u8], mut ring: RingWriter, mut writer: Writer) -> u32 {
-    let mut depack = new_depacketizer(Codec::H264, None, 2 << 20);
+    let mut depack = Depacketizer::new(Codec::H264, None, 2 << 20);
     let mut unwrapper = TimestampUnwrapper::new(90_000);
     let mut params = Vec::with_capacity(256);
     let mut stored = 0u32;

@@ -93,19 +93,31 @@ fn no_module_imports_a_layer_above_it() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let lib = std::fs::read_to_string(root.join("lib.rs")).unwrap();
     let layer = layers(&lib);
-    assert!(layer.len() >= 10, "layer list not found in src/lib.rs: {layer:?}");
+    assert!(
+        layer.len() >= 10,
+        "layer list not found in src/lib.rs: {layer:?}"
+    );
     let mut files = Vec::new();
     rust_files(&root, &mut files);
     let mut wrong = Vec::new();
     for path in files {
         let rel = path.strip_prefix(&root).unwrap();
-        let top = rel.components().next().unwrap().as_os_str().to_str().unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_str()
+            .unwrap();
         let module = top.trim_end_matches(".rs");
         if matches!(module, "lib" | "main" | "portability_tests") || is_test_file(rel) {
             continue;
         }
         let Some(&own) = layer.get(module) else {
-            wrong.push(format!("{}: module `{module}` is not in the layer list", rel.display()));
+            wrong.push(format!(
+                "{}: module `{module}` is not in the layer list",
+                rel.display()
+            ));
             continue;
         };
         let src = std::fs::read_to_string(&path).unwrap();
@@ -122,7 +134,11 @@ fn no_module_imports_a_layer_above_it() {
     }
     wrong.sort();
     wrong.dedup();
-    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]

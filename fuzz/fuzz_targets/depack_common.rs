@@ -9,7 +9,7 @@
 //! bit 1 timestamp +3000, bit 2 loss before, bit 3 timestamp -3000), a
 //! big-endian u16 length (clamped to what is left) and the payload.
 
-use vigil::media::new_depacketizer;
+use vigil::media::Depacketizer;
 use vigil::stream::Codec;
 use vigil::stream::rtp::RtpPacket;
 
@@ -31,7 +31,7 @@ pub fn run(codec: Codec, fmtps: &[&str; 3], data: &[u8]) {
         return;
     };
     let max = 64 + u32::from(m) * 64;
-    let mut d = new_depacketizer(codec, fmtp, max);
+    let mut d = Depacketizer::new(codec, fmtp, max);
     let mut ts: i64 = 0;
     let mut seq: u16 = 0;
     while let [flags, l0, l1, tail @ ..] = rest {

@@ -11,7 +11,7 @@ use super::nal::{
     fmtp_param, for_each_sprop, fps_milli, trim_trailing_zeros, NalClass, NalCodec,
     NalDepacketizer, Payload, MAX_PARAM_SET_BYTES,
 };
-use super::{DepacketizeError, Depacketizer};
+use super::{Depacketize, DepacketizeError};
 use crate::stream::rtp::RtpPacket;
 use crate::stream::{Codec, Frame, VideoParams};
 use h264_reader::nal::pps::PicParameterSet;
@@ -64,7 +64,7 @@ impl H264Depacketizer {
     }
 }
 
-impl Depacketizer for H264Depacketizer {
+impl Depacketize for H264Depacketizer {
     fn push(
         &mut self,
         pkt: &RtpPacket<'_>,

@@ -13,7 +13,7 @@ use super::nal::{
     fmtp_param, for_each_sprop, fps_milli, trim_trailing_zeros, NalClass, NalCodec,
     NalDepacketizer, Payload, MAX_PARAM_SET_BYTES,
 };
-use super::{DepacketizeError, Depacketizer};
+use super::{Depacketize, DepacketizeError};
 use crate::stream::rtp::RtpPacket;
 use crate::stream::{Codec, Frame, VideoParams};
 
@@ -69,7 +69,7 @@ impl H265Depacketizer {
     }
 }
 
-impl Depacketizer for H265Depacketizer {
+impl Depacketize for H265Depacketizer {
     fn push(
         &mut self,
         pkt: &RtpPacket<'_>,

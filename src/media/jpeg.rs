@@ -12,7 +12,7 @@
 //! interval, tables), so a steady stream allocates nothing: each frame is
 //! built in one buffer reused from frame to frame.
 
-use super::{DepacketizeError, Depacketizer};
+use super::{Depacketize, DepacketizeError};
 use crate::stream::rtp::RtpPacket;
 use crate::stream::{Codec, Frame, VideoParams};
 
@@ -355,7 +355,7 @@ impl JpegDepacketizer {
     }
 }
 
-impl Depacketizer for JpegDepacketizer {
+impl Depacketize for JpegDepacketizer {
     fn push(
         &mut self,
         pkt: &RtpPacket<'_>,

@@ -58,8 +58,9 @@ impl fmt::Display for DepacketizeError {
 
 impl std::error::Error for DepacketizeError {}
 
-/// Turns RTP packets of one video track into whole access units.
-pub trait Depacketizer {
+/// What every codec's depacketizer does: turn RTP packets of one video
+/// track into whole access units. [`Depacketizer`] picks the codec's.
+pub(crate) trait Depacketize {
     /// Feeds one packet, in sequence order. `timestamp_90k` is the packet's
     /// RTP timestamp already unwrapped to 64 bits on the 90 kHz clock.
     /// `loss_before` is true when one or more packets were lost just before
@@ -102,19 +103,49 @@ pub(crate) fn reserve_bounded(buf: &mut Vec<u8>, extra: usize, max: usize) -> bo
     true
 }
 
-/// Creates the depacketizer for a track.
-///
-/// `fmtp` is the SDP `a=fmtp` value for the payload type (without the
-/// payload type number), used for `sprop-parameter-sets` /
-/// `sprop-vps/sps/pps`; `max_frame_bytes` bounds one access unit.
-pub fn new_depacketizer(
-    codec: Codec,
-    fmtp: Option<&str>,
-    max_frame_bytes: u32,
-) -> Box<dyn Depacketizer + Send> {
-    match codec {
-        Codec::H264 => Box::new(h264::H264Depacketizer::new(fmtp, max_frame_bytes)),
-        Codec::H265 => Box::new(h265::H265Depacketizer::new(fmtp, max_frame_bytes)),
-        Codec::Jpeg => Box::new(jpeg::JpegDepacketizer::new(max_frame_bytes)),
+/// The depacketizer of one track, for its codec: an enum, so the
+/// per-packet call is a match the compiler can inline, not a virtual call.
+pub enum Depacketizer {
+    H264(h264::H264Depacketizer),
+    H265(h265::H265Depacketizer),
+    Jpeg(jpeg::JpegDepacketizer),
+}
+
+impl Depacketizer {
+    /// The depacketizer for a track.
+    ///
+    /// `fmtp` is the SDP `a=fmtp` value for the payload type (without the
+    /// payload type number), used for `sprop-parameter-sets` /
+    /// `sprop-vps/sps/pps`; `max_frame_bytes` bounds one access unit.
+    pub fn new(codec: Codec, fmtp: Option<&str>, max_frame_bytes: u32) -> Self {
+        match codec {
+            Codec::H264 => Depacketizer::H264(h264::H264Depacketizer::new(fmtp, max_frame_bytes)),
+            Codec::H265 => Depacketizer::H265(h265::H265Depacketizer::new(fmtp, max_frame_bytes)),
+            Codec::Jpeg => Depacketizer::Jpeg(jpeg::JpegDepacketizer::new(max_frame_bytes)),
+        }
+    }
+
+    /// Feeds one packet; see [`Depacketize::push`].
+    pub fn push(
+        &mut self,
+        pkt: &RtpPacket<'_>,
+        timestamp_90k: i64,
+        loss_before: bool,
+        emit: &mut dyn FnMut(Frame<'_>),
+    ) -> Result<(), DepacketizeError> {
+        match self {
+            Depacketizer::H264(d) => d.push(pkt, timestamp_90k, loss_before, emit),
+            Depacketizer::H265(d) => d.push(pkt, timestamp_90k, loss_before, emit),
+            Depacketizer::Jpeg(d) => d.push(pkt, timestamp_90k, loss_before, emit),
+        }
+    }
+
+    /// The current parameters, once known.
+    pub fn params(&self) -> Option<&VideoParams> {
+        match self {
+            Depacketizer::H264(d) => d.params(),
+            Depacketizer::H265(d) => d.params(),
+            Depacketizer::Jpeg(d) => d.params(),
+        }
     }
 }

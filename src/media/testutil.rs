@@ -1,7 +1,7 @@
 //! Test helpers shared by the depacketizer tests: feeding crafted payloads
 //! and collecting what comes out.
 
-use super::{DepacketizeError, Depacketizer, VideoParams};
+use super::{Depacketize, DepacketizeError, VideoParams};
 use crate::stream::rtp::RtpPacket;
 
 /// An emitted frame, copied out of the depacketizer's buffer.
@@ -24,7 +24,7 @@ pub(crate) struct Harness<D> {
     seq: u16,
 }
 
-impl<D: Depacketizer> Harness<D> {
+impl<D: Depacketize> Harness<D> {
     pub fn new(d: D) -> Self {
         Harness {
             d,

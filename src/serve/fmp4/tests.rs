@@ -330,7 +330,7 @@ pub(crate) fn h264_clip(data: &[u8]) -> Clip {
         b64(first_of(7)),
         b64(first_of(8))
     );
-    let d = crate::media::new_depacketizer(Codec::H264, Some(&fmtp), 1 << 20);
+    let d = crate::media::Depacketizer::new(Codec::H264, Some(&fmtp), 1 << 20);
     let p = d.params().expect("parameters from sprop").clone();
     let mut frames: Vec<(Vec<u8>, bool)> = Vec::new();
     let mut pending = Vec::new();

@@ -530,7 +530,7 @@ fn parse_stream(codec: Codec, data: &[u8]) -> Stream {
             b64(first_of(34))
         ),
     };
-    let d = crate::media::new_depacketizer(codec, Some(&fmtp), 1 << 20);
+    let d = crate::media::Depacketizer::new(codec, Some(&fmtp), 1 << 20);
     let p = d.params().expect("parameters from sprop").clone();
     let mut frames: Vec<(Vec<u8>, bool)> = Vec::new();
     let mut cur: Option<(Vec<u8>, bool)> = None;

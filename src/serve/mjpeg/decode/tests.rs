@@ -2,10 +2,9 @@
 #![cfg_attr(not(feature = "h264-snapshots"), allow(dead_code))]
 
 use super::*;
-use crate::media::h264::H264Depacketizer;
 use crate::media::Depacketizer;
 use crate::stream::rtp::RtpPacket;
-use crate::stream::VideoParams;
+use crate::stream::{Codec, VideoParams};
 
 static H264_CLIP: &[u8] = include_bytes!("../../../camera/clips/h264.264");
 
@@ -64,7 +63,7 @@ fn frames_of(annexb: &[u8]) -> Vec<(VideoParams, Vec<u8>, bool)> {
         aus.last_mut().unwrap().push(nal);
         has_slice |= slice;
     }
-    let mut d = H264Depacketizer::new(None, 1 << 20);
+    let mut d = Depacketizer::new(Codec::H264, None, 1 << 20);
     let mut out = Vec::new();
     let mut seq = 0u16;
     for (i, au) in aus.iter().enumerate() {
