@@ -164,12 +164,6 @@ impl Auth {
         }
     }
 
-    /// Sessions last `ttl` instead of [`sessions::SESSION_TTL`] (tests).
-    pub fn with_session_ttl(mut self, ttl: Duration) -> Auth {
-        self.session_ttl = ttl;
-        self
-    }
-
     /// [`Auth::change`] for queries whose only errors are the database's.
     fn with_db<T>(&self, f: impl FnOnce(&mut Db) -> Result<T, DbError>) -> Result<T, String> {
         self.change(|db| f(db).map_err(UserError::Db))

@@ -145,10 +145,6 @@ impl Control {
         self.lock().file = path;
     }
 
-    pub fn config_file(&self) -> Option<PathBuf> {
-        self.lock().file.clone()
-    }
-
     /// Adds a camera with `fields` (the config file's keys): written to
     /// the file, then started.
     pub fn add_camera(&self, fields: &[(String, Value)]) -> Result<Camera, ControlError> {

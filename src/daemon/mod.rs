@@ -21,17 +21,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The streams a config asks for, in start-up order.
-pub fn stream_specs(config: &Config) -> Vec<StreamSpec> {
-    let mut out = Vec::new();
-    for cam in config.cameras.iter() {
-        for (kind, url) in cam.streams() {
-            out.push(StreamSpec::new(config, cam, kind, url));
-        }
-    }
-    out
-}
-
 /// Running streams of one process, each with its own stop signal so that
 /// one camera's streams can stop while the others go on.
 #[derive(Default)]
