@@ -131,20 +131,26 @@ fn parse_fmtp(value: &str) -> Option<(u8, String)> {
     Some((pt, params.to_string()))
 }
 
+/// The payload types of one `m=` line: a fixed capacity, as the line
+/// comes from the camera (and held on the stack, as it lives only while
+/// the line is read).
+type PayloadTypes = heapless::Vec<u8, MAX_FORMATS>;
+
 /// An `m=` line: `<media> <port>[/<count>] <proto> <fmt> ...`. `None` if
 /// it is not one we can use.
-fn parse_media_line(value: &str) -> Option<(String, Vec<u8>)> {
+fn parse_media_line(value: &str) -> Option<(String, PayloadTypes)> {
     let mut fields = value.split_whitespace();
     let kind = fields.next()?;
     let port = fields.next()?;
     let port = port.split('/').next().unwrap_or("");
     port.parse::<u16>().ok()?;
     let _proto = fields.next()?;
-    let mut pts = Vec::new();
+    let mut pts = PayloadTypes::new();
     for f in fields {
         let pt = parse_payload_type(f)?;
-        if !pts.contains(&pt) && pts.len() < MAX_FORMATS {
-            pts.push(pt);
+        if !pts.contains(&pt) {
+            // Past MAX_FORMATS the rest are ignored.
+            let _ = pts.push(pt);
         }
     }
     if pts.is_empty() {
