@@ -266,8 +266,11 @@ build)
     # [profile.embedded] in Cargo.toml: release, optimised for size.
     # std without its `backtrace` feature: the binary is stripped, so the
     # symbolizer (gimli, addr2line, demangler: ~100 KB) could name nothing.
+    # A board records cameras: the built-in camera's clips stay out
+    # (VIGIL_FEATURES overrides, e.g. "h264-snapshots builtin-camera").
     cargo build --profile embedded -j"$JOBS" -Zbuild-std=std,panic_unwind \
-        -Zbuild-std-features=panic-unwind,optimize_for_size --target "$TRIPLE" "$@"
+        -Zbuild-std-features=panic-unwind,optimize_for_size --target "$TRIPLE" \
+        --no-default-features --features "${VIGIL_FEATURES:-h264-snapshots}" "$@"
     bin="$ROOT/target/$TRIPLE/embedded/vigil"
     # Cargo leaves an up-to-date binary alone: strip it only once.
     if "$GNU-readelf" -S "$bin" | grep -q '\.symtab'; then

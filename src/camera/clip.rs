@@ -13,9 +13,20 @@ use crate::stream::Codec;
 use base64::Engine;
 use std::sync::OnceLock;
 
+// The clips are 835 KB, a fifth of a board's binary: the board builds
+// leave them out (cargo feature `builtin-camera`, on by default).
+#[cfg(feature = "builtin-camera")]
 static H264_CLIP: &[u8] = include_bytes!("clips/h264.264");
+#[cfg(feature = "builtin-camera")]
 static H265_CLIP: &[u8] = include_bytes!("clips/h265.265");
+#[cfg(feature = "builtin-camera")]
 static MJPEG_CLIP: &[u8] = include_bytes!("clips/mjpeg.mjpeg");
+#[cfg(not(feature = "builtin-camera"))]
+static H264_CLIP: &[u8] = &[];
+#[cfg(not(feature = "builtin-camera"))]
+static H265_CLIP: &[u8] = &[];
+#[cfg(not(feature = "builtin-camera"))]
+static MJPEG_CLIP: &[u8] = &[];
 
 /// Bounds what the index will accept, so a bad clip cannot make it
 /// allocate without limit.
@@ -160,6 +171,11 @@ fn pad_clip(clip: &Clip, kbps: u32) -> Clip {
 }
 
 fn build_index() -> Result<Vec<Clip>, String> {
+    if H264_CLIP.is_empty() {
+        return Err("this binary has no built-in camera: it was built without the \
+                    cargo feature `builtin-camera` (left out of the board builds)"
+            .into());
+    }
     CLIPS
         .iter()
         .map(|info| {

@@ -17,6 +17,21 @@ use std::path::{Path, PathBuf};
 
 pub use parse::parse_str;
 
+/// The keys of a `[[camera]]`, in the order they are written back; the
+/// one list the parser, the writer's order and the cameras API share.
+pub const CAMERA_KEYS: [&str; 10] = [
+    "name",
+    "url",
+    "sub_url",
+    "username",
+    "password",
+    "transport",
+    "record",
+    "priority",
+    "segment_seconds",
+    "enabled",
+];
+
 /// The whole configuration with defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {

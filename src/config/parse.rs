@@ -302,18 +302,7 @@ impl Section<'_, '_> {
     }
 
     fn camera(&self) -> Result<Camera, ConfigError> {
-        self.allow(&[
-            "name",
-            "url",
-            "sub_url",
-            "username",
-            "password",
-            "transport",
-            "record",
-            "priority",
-            "segment_seconds",
-            "enabled",
-        ])?;
+        self.allow(&super::CAMERA_KEYS)?;
         let name = self
             .string("name")?
             .ok_or_else(|| self.err_at("name", "missing: every camera needs a name".into()))?;

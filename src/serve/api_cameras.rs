@@ -17,25 +17,11 @@
 use super::http::{Body, Method, Reply, Req, RouteHook};
 use super::json;
 use crate::config::write::EditError;
-use crate::config::{redact_url, Camera};
+use crate::config::{redact_url, Camera, CAMERA_KEYS as KEYS};
 use crate::daemon::control::{Control, ControlError};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use toml_edit::Value;
-
-/// The keys of a `[[camera]]`, in the order they are written.
-const KEYS: [&str; 10] = [
-    "name",
-    "url",
-    "sub_url",
-    "username",
-    "password",
-    "transport",
-    "record",
-    "priority",
-    "segment_seconds",
-    "enabled",
-];
 
 /// What `GET` shows and input may carry back: not a key of the file.
 const READ_ONLY: &str = "password_set";

@@ -352,3 +352,18 @@ fn cameras_text_round_trips() {
     assert_eq!(back.cameras, c.cameras);
     assert_eq!(cameras_text(&[]), "");
 }
+
+#[test]
+fn a_camera_is_written_with_every_key_of_the_one_list_in_its_order() {
+    let cfg = crate::config::parse_str(
+        "[[camera]]\nname = \"a\"\nurl = \"rtsp://h/1\"\nsub_url = \"rtsp://h/2\"\n\
+         username = \"u\"\npassword = \"p\"\n",
+        base(),
+    )
+    .unwrap();
+    let keys: Vec<String> = camera_fields(&cfg.cameras[0])
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, crate::config::CAMERA_KEYS);
+}
