@@ -26,13 +26,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// How often every lent session is drained, whatever its rate: what a
-/// frame may wait in the kernel before Vigil has it (live viewers see it
-/// that much later; a crash may lose that much more than the sync
-/// interval).
-pub const TICK: Duration = Duration::from_millis(100);
+/// How often every lent session is drained, whatever its rate: the one
+/// receive tick, [`crate::stream::ticker::TICK`], the UDP streams' too.
+/// It is what a frame may wait in the kernel before Vigil has it (live
+/// viewers see it that much later; a crash may lose that much more than
+/// the sync interval).
+pub use crate::stream::ticker::TICK;
 
 /// Events taken from one `epoll_wait`.
 const MAX_EVENTS: usize = 32;
@@ -252,6 +253,7 @@ fn run(epoll: OwnedFd, wake: OwnedFd, jobs: mpsc::Receiver<Box<dyn Job>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;

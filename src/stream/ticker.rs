@@ -16,7 +16,9 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-/// The tick period: fine enough for the 100 ms UDP reorder wait.
+/// The receive tick, for every stream: the UDP streams wake on it here
+/// and the TCP ingest thread drains on it (`rtsp::ingest`). Fine enough
+/// for the 100 ms UDP reorder wait.
 pub const TICK: Duration = Duration::from_millis(100);
 
 static SUBSCRIBERS: OnceLock<Mutex<Vec<UnixStream>>> = OnceLock::new();
