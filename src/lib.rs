@@ -14,7 +14,9 @@
 //! bottom first; `tests/layering.rs` fails on an import against this
 //! order, test code excepted):
 //!
-//! 1. `time`, `sockopt`, `signals`, `logging`: small system helpers.
+//! 1. `time`, `sockopt`, `signals`, `logging`, `detach`: the process's
+//!    clock, sockets, signals, log and daemonising, apart from the
+//!    recording pipeline.
 //! 2. `config`: the config file, parsed and written back.
 //! 3. `arena`: the fixed buffer and its per-stream rings.
 //! 4. `stream`: the contract every layer shares about a stream (RTP
@@ -37,6 +39,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod detach;
 pub mod logging;
 pub mod media;
 pub mod rtsp;

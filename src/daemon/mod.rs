@@ -3,7 +3,6 @@
 //! the `run` / `demo` commands that start them.
 
 pub mod control;
-pub mod detach;
 pub mod recorder;
 pub mod running;
 pub mod shutdown;
