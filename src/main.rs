@@ -118,7 +118,7 @@ fn serve_camera(listen: &str, auth: Option<cli::CameraAuth>, bitrate_kbps: Optio
     }) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vigil: cannot listen on {addr}: {e}");
+            eprintln!("vigil: the built-in camera cannot start on {addr}: {e}");
             return commands::FAILED;
         }
     };
