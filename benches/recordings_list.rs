@@ -19,7 +19,8 @@ use vigil::arena::{self, FrameMeta, Push};
 use vigil::config::{self, StreamKind};
 use vigil::daemon::StreamStatus;
 use vigil::media::{Codec, VideoParams};
-use vigil::serve::http::{HttpServer, ServeContext};
+use vigil::serve::router::ServeContext;
+use vigil::serve::HttpServer;
 use vigil::store::{self, format, writer::Writer, writer::WriterStream};
 
 const TICKS: i64 = 90_000;

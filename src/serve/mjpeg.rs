@@ -18,8 +18,9 @@
 
 mod decode;
 
-use super::http::{Body, Reply, Req, RouteHook};
-use super::route::{camera_route, stream_param};
+use super::http::{Body, Reply};
+use super::router::params::{camera_route, stream_param};
+use super::router::{CameraFile, Req, RouteHook};
 use crate::arena::{LiveCursor, LiveRead, LiveTap};
 use crate::config::{Config, StreamKind};
 use crate::daemon::recorder::LiveSource;
@@ -144,8 +145,8 @@ impl Drop for Hub {
 impl Hub {
     fn route(&self, req: &mut Req<'_>) -> Option<Reply> {
         let (camera, is_mjpeg) = match (
-            camera_route(req, "mjpeg"),
-            camera_route(req, "snapshot.jpg"),
+            camera_route(req, CameraFile::Mjpeg),
+            camera_route(req, CameraFile::SnapshotJpg),
         ) {
             (Some(c), _) => (c.to_owned(), true),
             (None, Some(c)) => (c.to_owned(), false),

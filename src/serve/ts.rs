@@ -49,9 +49,10 @@
 #[cfg(test)]
 mod tests;
 
-use super::http::{Body, Reply, RouteHook};
+use super::http::{Body, Reply};
 use super::mp4::{Mp4Error, Mp4Frame, Mp4Segment, SampleSource};
-use super::view::{plan_frames, Plan, PoolSource, ViewError};
+use super::router::{CameraFile, RouteHook};
+use super::view::{recorded_range, Plan, PoolSource, RecordedRange};
 use crate::media::Codec;
 use crate::store::pool::PoolReader;
 use std::fmt;
@@ -812,32 +813,14 @@ fn file_name(camera: &str, stream: &str, first_90k: i64) -> String {
     format!("{}-{}-{t}Z.ts", safe(camera), safe(stream))
 }
 
-/// Why a range could not be planned, as the route answers it.
-fn plan_error(e: ViewError) -> Reply {
-    match e {
-        ViewError::Empty => Reply::error(404, "no video recorded in that range"),
-        e => Reply::error(500, &e.to_string()),
-    }
-}
-
 /// The `export.ts` route: `GET|HEAD /api/cameras/{name}/export.ts?stream=&start=&end=`.
 pub fn hook(db_path: PathBuf, pools: PoolReader) -> RouteHook {
     Arc::new(move |req| {
-        use super::route;
-        let camera = route::camera_route(req, "export.ts")?.to_owned();
-        let (kind, (start, end)) = match (route::stream_param(req), route::time_range(req)) {
-            (Ok(k), Ok(r)) => (k, r),
-            (Err(r), _) | (_, Err(r)) => return Some(r),
-        };
-        let (db, id) = match route::recorded_stream(&db_path, &camera, kind) {
-            Ok(x) => x,
-            Err(r) => return Some(r),
-        };
-        let plan = match plan_frames(&db, id, start, end) {
-            Ok(p) => p,
-            Err(e) => return Some(plan_error(e)),
-        };
-        drop(db);
+        let RecordedRange { camera, kind, plan } =
+            match recorded_range(req, CameraFile::ExportTs, &db_path)? {
+                Ok(r) => r,
+                Err(r) => return Some(r),
+            };
         let file = match TsFile::new(plan) {
             Ok(f) => Arc::new(f),
             Err(e @ (TsError::Unsupported(_) | TsError::CodecChange { .. })) => {
