@@ -9,7 +9,7 @@ use crate::daemon::shutdown::{self, Shutdown};
 use crate::daemon::watchdog::{self, HwWatchdog, SoftWatchdog};
 use crate::daemon::{self, recorder::Recorder};
 use crate::detach;
-use crate::serve::http::HttpServer;
+use crate::serve::HttpServer;
 use crate::store::{self, db::Db};
 use crate::time::{format_90k, parse_90k, TICKS};
 use std::net::SocketAddr;

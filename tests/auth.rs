@@ -18,8 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vigil::auth::{password, Auth};
 use vigil::config;
-use vigil::serve::api_users;
-use vigil::serve::http::{HttpServer, Reply, RouteHook, ServeContext};
+use vigil::serve::api::users as api_users;
+use vigil::serve::http::Reply;
+use vigil::serve::router::{RouteHook, ServeContext};
+use vigil::serve::HttpServer;
 use vigil::store::db::Db;
 
 const ROOT_PW: &str = "root-Passw0rd";

@@ -31,7 +31,8 @@ use std::time::Duration;
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::http::{HttpServer, Role};
+use vigil::serve::router::Role;
+use vigil::serve::HttpServer;
 use vigil::store;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(60);

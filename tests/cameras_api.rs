@@ -14,7 +14,7 @@ use std::time::Duration;
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, StreamKind};
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::http::HttpServer;
+use vigil::serve::HttpServer;
 use vigil::store;
 
 /// `method target`, with `body` as JSON when given.

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::http::{HttpServer, ServeContext};
+use vigil::serve::router::ServeContext;
 use vigil::serve::ts::{TsFile, PACKET};
 use vigil::serve::view::plan_frames;
+use vigil::serve::HttpServer;
 use vigil::store::{self, db::Db, db::RecordingRow};
 
 const FRAME_90K: i64 = 3600;

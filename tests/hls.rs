@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::http::HttpServer;
+use vigil::serve::HttpServer;
 use vigil::store::{self, db::Db};
 
 /// The longest an ffmpeg run may take.

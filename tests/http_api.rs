@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::http::{Body, HttpServer, Reply, RouteHook, ServeContext};
+use vigil::serve::http::{Body, Reply};
+use vigil::serve::router::{RouteHook, ServeContext};
+use vigil::serve::HttpServer;
 use vigil::store;
 
 /// How long this file's own sockets wait, and a garbage request's answer.
@@ -555,9 +557,9 @@ fn idle_and_unfinished_connections_are_closed() {
 /// origin -> 403; methods a path does not take -> 405 with `Allow`.
 #[test]
 fn auth_gate_roles_origin_and_methods() {
-    use vigil::serve::http::{Authenticator, Identity, Req, Role};
+    use vigil::serve::router::{Identify, Identity, Req, Role};
     struct Fake;
-    impl Authenticator for Fake {
+    impl Identify for Fake {
         fn identify(&self, req: &Req<'_>) -> Result<Option<Identity>, Reply> {
             let role = match req.header("X-Test-User") {
                 Some("admin") => Role::Admin,

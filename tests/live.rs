@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config;
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::http::HttpServer;
+use vigil::serve::HttpServer;
 use vigil::store;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);

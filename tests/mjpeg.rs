@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::http::HttpServer;
+use vigil::serve::HttpServer;
 use vigil::store;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);

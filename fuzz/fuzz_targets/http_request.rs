@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil::serve::conn::{parse_request, MAX_BODY, MAX_HEAD, MAX_HEADERS};
+use vigil::serve::http::{parse_request, MAX_BODY, MAX_HEAD, MAX_HEADERS};
 
 fuzz_target!(|data: &[u8]| {
     let mut off = 0;

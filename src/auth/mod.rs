@@ -5,9 +5,9 @@
 //! their password (`password`). A browser logs in once (`POST /api/login`)
 //! and then carries a session cookie (`sessions`); scripts send HTTP Basic
 //! credentials with each request. Failed passwords are rate-limited per
-//! client address (`limit`). [`Auth`] is the [`Authenticator`] the HTTP
+//! client address (`limit`). [`Auth`] is the [`Identify`] the HTTP
 //! server's gate asks, and the user management behind `/api/users`
-//! (`serve::api_users`).
+//! (`serve::api::users`).
 //!
 //! Checking a password costs about a second of CPU and 16 MiB on the
 //! target, so a script polling with Basic credentials would be expensive:
@@ -21,7 +21,8 @@ pub mod password;
 pub mod prompt;
 pub mod sessions;
 
-use crate::serve::http::{Authenticator, Identity, Reply, Req, Role};
+use crate::serve::http::Reply;
+use crate::serve::router::{Identify, Identity, Req, Role};
 use crate::store::db::users::{UserError, UserRow};
 use crate::store::db::{Db, DbError};
 use blake2::{Blake2b256, Digest};
@@ -462,7 +463,7 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-impl Authenticator for Auth {
+impl Identify for Auth {
     fn identify(&self, req: &Req<'_>) -> Result<Option<Identity>, Reply> {
         let peer = req.peer.map(|p| p.ip());
         if let Some(value) = req.header("Authorization") {

@@ -172,9 +172,11 @@ fn pad_clip(clip: &Clip, kbps: u32) -> Clip {
 
 fn build_index() -> Result<Vec<Clip>, String> {
     if H264_CLIP.is_empty() {
-        return Err("this binary has no built-in camera: it was built without the \
+        return Err(
+            "this binary has no built-in camera: it was built without the \
                     cargo feature `builtin-camera` (left out of the board builds)"
-            .into());
+                .into(),
+        );
     }
     CLIPS
         .iter()

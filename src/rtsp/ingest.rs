@@ -253,10 +253,10 @@ fn run(epoll: OwnedFd, wake: OwnedFd, jobs: mpsc::Receiver<Box<dyn Job>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
+    use std::time::Duration;
 
     /// Counts what it reads; done after `until` bytes, or panics at `panic_at`.
     struct Counter {

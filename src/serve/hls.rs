@@ -54,9 +54,9 @@
 //! low-latency path (well under a second).
 
 use super::fmp4;
-use super::http::{Body, Reply, Req, RouteHook};
+use super::http::{Body, Reply};
 use super::mp4::{Mp4Error, Mp4SampleEntry};
-use super::route;
+use super::router::{params as route, CameraFile, Req, RouteHook};
 use super::view::{self, Mp4Reader, PoolSource, ViewError};
 use crate::config::StreamKind;
 use crate::daemon::Running;
@@ -734,19 +734,19 @@ fn segment(
 pub fn hook(db_path: PathBuf, pools: PoolReader, _live: Running) -> RouteHook {
     let numbering = Arc::new(Mutex::new(Numbering::default()));
     Arc::new(move |req| {
-        if let Some(camera) = route::camera_route(req, "vod.m3u8") {
+        if let Some(camera) = route::camera_route(req, CameraFile::VodM3u8) {
             let camera = camera.to_owned();
             return Some(vod(&db_path, req, &camera));
         }
-        if let Some(camera) = route::camera_route(req, "live.m3u8") {
+        if let Some(camera) = route::camera_route(req, CameraFile::LiveM3u8) {
             let camera = camera.to_owned();
             return Some(live(&db_path, &numbering, req, &camera));
         }
-        if let Some(camera) = route::camera_route(req, "init.mp4") {
+        if let Some(camera) = route::camera_route(req, CameraFile::InitMp4) {
             let camera = camera.to_owned();
             return Some(init(&db_path, req, &camera));
         }
-        if let Some(camera) = route::camera_route(req, "segment.m4s") {
+        if let Some(camera) = route::camera_route(req, CameraFile::SegmentM4s) {
             let camera = camera.to_owned();
             return segment(&db_path, &pools, req, &camera);
         }

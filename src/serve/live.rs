@@ -30,9 +30,9 @@
 //! allocated per frame once the buffers have grown.
 
 use super::fmp4::{self, FragSample};
-use super::http::{Body, Reply, RouteHook};
+use super::http::{Body, Reply};
 use super::mp4::Mp4SampleEntry;
-use super::route;
+use super::router::{params as route, CameraFile, RouteHook};
 use crate::arena::{LiveCursor, LiveRead, LiveTap};
 use crate::daemon::Running;
 use crate::store::format;
@@ -263,7 +263,7 @@ impl Read for LiveReader {
 /// The `live.mp4` route.
 pub fn hook(running: Running) -> RouteHook {
     Arc::new(move |req| {
-        let camera = route::camera_route(req, "live.mp4")?;
+        let camera = route::camera_route(req, CameraFile::LiveMp4)?;
         let kind = match route::stream_param(req) {
             Ok(k) => k,
             Err(r) => return Some(r),

@@ -1,42 +1,49 @@
 //! Serving recorded and live video over HTTP.
 //!
-//! `conn` is HTTP/1.1 itself (connections, parsing, timeouts); `http` is
-//! the server's routes and the JSON API; every video route is a hook of
-//! its own module: `view` (.mp4 of a range), `ts` (MPEG-TS), `hls`
-//! (playlists and fMP4 segments), `live` (live fMP4), `mjpeg` (MJPEG and
-//! snapshots); `api_cameras` changes the cameras; `web` serves the page.
-//! `route` holds what they share. `api_users` is login, logout and user
-//! management.
+//! Layers, each importing only those below it:
+//! - `http`: HTTP/1.1 itself (connections, parsing, timeouts, answers),
+//!   knowing nothing of Vigil's paths.
+//! - `router`: every path in one table (`router::Route`), the request as
+//!   routes see it, the auth gate, and the helpers routes share.
+//! - the routes: `web` (the page), `api` (the JSON API: status,
+//!   recordings, cameras, users), and one module per video format: `view`
+//!   (.mp4 of a range, built by `mp4`), `ts` (MPEG-TS), `hls` (playlists
+//!   and fMP4 segments, built by `fmp4`), `live` (live fMP4), `mjpeg`
+//!   (MJPEG and snapshots). `export` writes a range to a file for
+//!   `vigil export`.
+//! - `server`: the dispatcher that ties them together, and [`HttpServer`].
+//!
+//! This module gives the routes the recorder's parts ([`hooks`],
+//! [`context`]).
 
-pub mod api_cameras;
-pub mod api_users;
-pub mod conn;
+pub mod api;
 pub mod export;
 pub mod fmp4;
 pub mod hls;
 pub mod http;
-pub mod json;
 pub mod live;
-pub mod metrics;
 pub mod mjpeg;
 pub mod mp4;
-pub mod route;
+pub mod router;
+pub mod server;
 pub mod ts;
 pub mod view;
 pub mod web;
 
+pub use server::HttpServer;
+
 use crate::config::Config;
 use crate::daemon::recorder::Recorder;
-use http::{Authenticator, RouteHook, ServeContext};
+use router::{Identify, RouteHook, ServeContext};
 use std::sync::Arc;
 
-/// Every route of `serve` beyond `http`'s own, in the order they are tried.
+/// The route hooks of `serve`'s modules, in the order they are tried.
 pub fn hooks(cfg: &Config, rec: &Recorder) -> Vec<RouteHook> {
     let db = cfg.storage.db.clone();
     let pools = rec.pool_reader.clone();
     let running = rec.running.clone();
     vec![
-        api_cameras::hook(rec.control()),
+        api::cameras::hook(rec.control()),
         view::hook(db.clone(), pools.clone()),
         ts::hook(db.clone(), pools.clone()),
         hls::hook(db, pools, running.clone()),
@@ -50,9 +57,9 @@ pub fn hooks(cfg: &Config, rec: &Recorder) -> Vec<RouteHook> {
 /// authenticate every request.
 pub fn context(cfg: &Config, rec: &Recorder) -> ServeContext {
     let users = Arc::new(crate::auth::Auth::new(cfg.storage.db.clone()));
-    let mut route_hooks = vec![api_users::hook(users.clone(), cfg.http.auth)];
+    let mut route_hooks = vec![api::users::hook(users.clone(), cfg.http.auth)];
     route_hooks.extend(hooks(cfg, rec));
-    let auth: Option<Arc<dyn Authenticator>> = if cfg.http.auth { Some(users) } else { None };
+    let auth: Option<Arc<dyn Identify>> = if cfg.http.auth { Some(users) } else { None };
     ServeContext {
         running: rec.running.clone(),
         db_path: cfg.storage.db.clone(),

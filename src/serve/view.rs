@@ -1,5 +1,7 @@
 //! `view.mp4`: a time range of one stream, planned from the index into the
 //! input of the .mp4 builder, with frame bytes read from the pool files.
+//! The planning, and the preamble of a range route ([`recorded_range`]),
+//! serve `export.ts`, HLS and `vigil export` too.
 //!
 //! The range starts exactly at `start`: the file begins at the key frame
 //! at or before it, and the edit list skips the difference. Consecutive
@@ -9,14 +11,19 @@
 //! after it, so the file's duration is the video that exists, not the
 //! wall-clock span.
 
+use super::http::{Body, Reply};
 use super::mp4::{
     self, Mp4Error, Mp4File, Mp4Frame, Mp4SampleEntry, Mp4Segment, SampleLoc, SampleSource,
 };
+use super::router::params::{camera_route, recorded_stream, stream_param, time_range};
+use super::router::{CameraFile, Req, RouteHook};
+use crate::config::StreamKind;
 use crate::store::db::Db;
 use crate::store::pool::{PoolReader, ReadError};
 use crate::store::video_index;
 use crate::stream::Codec;
 use std::io::{self, Read};
+use std::path::Path;
 
 /// Why a range cannot be served.
 #[derive(Debug)]
@@ -69,13 +76,24 @@ impl Plan {
     pub fn frames(&self) -> usize {
         self.segments.iter().map(|s| s.frames.len()).sum()
     }
+
+    /// The .mp4 of the plan.
+    pub fn into_mp4(self) -> Result<Mp4File, ViewError> {
+        let created = u64::try_from(self.first_start_90k.max(0) / 90_000).unwrap_or(0);
+        mp4::build(
+            self.entries,
+            self.segments,
+            self.skip_90k,
+            self.duration_90k,
+            created,
+        )
+        .map_err(ViewError::Mp4)
+    }
 }
 
 /// Plans the .mp4 of `stream_id` over `[start_90k, end_90k)`.
 pub fn plan(db: &Db, stream_id: u32, start_90k: i64, end_90k: i64) -> Result<Mp4File, ViewError> {
-    let p = plan_frames(db, stream_id, start_90k, end_90k)?;
-    let created = u64::try_from(p.first_start_90k.max(0) / 90_000).unwrap_or(0);
-    mp4::build(p.entries, p.segments, p.skip_90k, p.duration_90k, created).map_err(ViewError::Mp4)
+    plan_frames(db, stream_id, start_90k, end_90k)?.into_mp4()
 }
 
 /// The frames of `stream_id` over `[start_90k, end_90k)`, from the index.
@@ -286,28 +304,51 @@ pub fn parse_range(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>,
     Ok(Some(range))
 }
 
+/// A recorded range asked for by `?stream=&start=&end=`.
+pub struct RecordedRange {
+    pub camera: String,
+    pub kind: StreamKind,
+    /// Its frames, planned from the index.
+    pub plan: Plan,
+}
+
+/// The preamble of a route serving a recorded range as one file
+/// (`view.mp4`, `export.ts`): `None` when the request is not for `file`;
+/// `Some(Err)` is the answer to bad parameters, an unknown stream or an
+/// empty range.
+pub fn recorded_range(
+    req: &Req<'_>,
+    file: CameraFile<'_>,
+    db_path: &Path,
+) -> Option<Result<RecordedRange, Reply>> {
+    let camera = camera_route(req, file)?.to_owned();
+    Some((|| {
+        let (kind, (start, end)) = (stream_param(req)?, time_range(req)?);
+        let (db, id) = recorded_stream(db_path, &camera, kind)?;
+        let plan = plan_frames(&db, id, start, end).map_err(plan_error)?;
+        Ok(RecordedRange { camera, kind, plan })
+    })())
+}
+
+/// Why a range could not be made into a file, as a route answers it.
+pub fn plan_error(e: ViewError) -> Reply {
+    match e {
+        ViewError::Empty => Reply::error(404, "no video recorded in that range"),
+        e => Reply::error(500, &e.to_string()),
+    }
+}
+
 /// The `view.mp4` route: `GET|HEAD /api/cameras/{name}/view.mp4?stream=&start=&end=`.
-pub fn hook(db_path: std::path::PathBuf, pools: PoolReader) -> super::http::RouteHook {
-    use super::http::{Body, Reply};
+pub fn hook(db_path: std::path::PathBuf, pools: PoolReader) -> RouteHook {
     std::sync::Arc::new(move |req| {
-        use super::route;
-        let camera = route::camera_route(req, "view.mp4")?.to_owned();
-        let (kind, (start, end)) = match (route::stream_param(req), route::time_range(req)) {
-            (Ok(k), Ok(r)) => (k, r),
-            (Err(r), _) | (_, Err(r)) => return Some(r),
-        };
-        let (db, id) = match route::recorded_stream(&db_path, &camera, kind) {
-            Ok(x) => x,
+        let range = match recorded_range(req, CameraFile::ViewMp4, &db_path)? {
+            Ok(r) => r,
             Err(r) => return Some(r),
         };
-        let file = match plan(&db, id, start, end) {
+        let file = match range.plan.into_mp4() {
             Ok(f) => std::sync::Arc::new(f),
-            Err(ViewError::Empty) => {
-                return Some(Reply::error(404, "no video recorded in that range"))
-            }
-            Err(e) => return Some(Reply::error(500, &e.to_string())),
+            Err(e) => return Some(plan_error(e)),
         };
-        drop(db);
         let len = file.len();
         let etag = file.etag();
         if req

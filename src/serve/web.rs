@@ -8,11 +8,12 @@
 //! time, and a 304 answers when it did not, so an upgraded binary is seen
 //! at once without cache-busting names.
 //!
-//! The paths are public (the gate in `http.rs` lets `/` and one-segment
+//! The paths are public (`router::Route::is_public` lets `/` and one-segment
 //! asset names through without a login): the page must load to show the
 //! login form.
 
-use super::http::{Reply, Req};
+use super::http::{Body, Reply};
+use super::router::Req;
 
 /// One file of the page.
 struct Asset {
@@ -76,7 +77,7 @@ pub fn answer(req: &Req<'_>) -> Option<Reply> {
             status: 304,
             content_type: asset.content_type,
             headers,
-            body: super::http::Body::Bytes(Vec::new()),
+            body: Body::Bytes(Vec::new()),
         });
     }
     let body = if gzip {
@@ -89,7 +90,7 @@ pub fn answer(req: &Req<'_>) -> Option<Reply> {
         status: 200,
         content_type: asset.content_type,
         headers,
-        body: super::http::Body::Bytes(body.to_vec()),
+        body: Body::Bytes(body.to_vec()),
     })
 }
 
@@ -174,10 +175,9 @@ mod tests {
         for a in ASSETS.iter().filter(|a| a.name != "index.html") {
             assert!(html.contains(&format!("\"/{}\"", a.name)), "{}", a.name);
             // The gate lets only these through without a login.
-            assert!(super::super::http::is_public(
-                &[a.name.to_owned()],
-                super::super::http::Method::Get
-            ));
+            let path = [a.name.to_owned()];
+            let route = crate::serve::router::Route::of(&path);
+            assert!(route.is_public(crate::serve::router::Method::Get));
         }
     }
 

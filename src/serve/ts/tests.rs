@@ -2,6 +2,7 @@
 //! (always), and real decoders (ffprobe / ffmpeg, ignored unless asked
 //! for, as `make test` does).
 
+use super::psi::crc32_mpeg2;
 use super::*;
 use crate::serve::mp4::{Mp4SampleEntry, SampleLoc};
 use base64::Engine;

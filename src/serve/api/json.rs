@@ -1,7 +1,8 @@
 //! Request bodies in JSON, with errors that name the field at fault, as
 //! SPEC.md wants for every malformed request.
 
-use super::http::{Reply, Req};
+use crate::serve::http::Reply;
+use crate::serve::router::Req;
 use serde_json::{Map, Value};
 
 /// A request body that is a JSON object.

@@ -1,7 +1,7 @@
 //! `POST /api/login`, `POST /api/logout` and `/api/users[/{name}]`
 //! (SPEC.md, "HTTP API"; README, "Users and authentication").
 //!
-//! The gate in `http` has already decided who is asking (`req.identity`)
+//! The gate (`router::gate`) has already decided who is asking (`req.identity`)
 //! and kept viewers from changing anything; here the user list and other
 //! users' entries are for admins only, and a viewer may read their own.
 //! With `http.auth` off nobody is identified and everyone may do
@@ -9,9 +9,10 @@
 //!
 //! No answer or error carries a password or a password hash.
 
-use super::http::{Method, Reply, Req, Role, RouteHook};
 use super::json;
 use crate::auth::{self, password, sessions, AddError, Auth};
+use crate::serve::http::{Body, Reply};
+use crate::serve::router::{Method, Req, Role, RouteHook};
 use crate::store::db::users::{UserError, UserRow};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -271,7 +272,7 @@ fn delete(auth: &Auth, req: &Req<'_>, name: &str) -> Reply {
                 status: 204,
                 content_type: "application/json",
                 headers: Vec::new(),
-                body: super::http::Body::Bytes(Vec::new()),
+                body: Body::Bytes(Vec::new()),
             }
         }
         Err(e) => user_error(e),

@@ -1,18 +1,25 @@
-//! What the video routes share: picking apart `/api/cameras/{name}/{what}`
-//! and its `stream`, `start` and `end` parameters, and finding the stream in
-//! the index. Each helper answers bad input with the reply to send.
+//! What the video routes share: picking apart `/api/cameras/{name}/{file}`
+//! and its `stream`, `start` and `end` parameters, and finding the stream
+//! in the index. Each helper answers bad input with the reply to send.
 
-use super::http::{Reply, Req};
+use super::paths::{CameraFile, Route};
+use super::request::Req;
 use crate::config::StreamKind;
+use crate::serve::http::Reply;
 use crate::store::db::Db;
 use std::path::Path;
 
-/// `Some(camera)` when the request is `/api/cameras/{camera}/{what}`.
-pub fn camera_route<'r>(req: &'r Req<'_>, what: &str) -> Option<&'r str> {
-    match req.segments.as_slice() {
-        [a, c, name, w] if a == "api" && c == "cameras" && w == what => Some(name.as_str()),
+/// `Some(camera)` when the request is `/api/cameras/{camera}/{file}`.
+pub fn camera_route<'r>(req: &'r Req<'_>, file: CameraFile<'_>) -> Option<&'r str> {
+    match Route::of(&req.segments) {
+        Route::CameraFile { camera, file: f } if f == file => Some(camera),
         _ => None,
     }
+}
+
+/// The answer for a camera neither running nor recorded.
+pub fn unknown_camera(name: &str) -> Reply {
+    Reply::error(404, &format!("no camera named {name:?}"))
 }
 
 /// The `stream` parameter: `main` when absent.

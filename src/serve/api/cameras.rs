@@ -14,11 +14,12 @@
 //! password keeps the password it had, so what `GET` gives can be edited
 //! and sent back as is (`password_set` is ignored on input).
 
-use super::http::{Body, Method, Reply, Req, RouteHook};
 use super::json;
 use crate::config::write::EditError;
 use crate::config::{redact_url, Camera, CAMERA_KEYS as KEYS};
 use crate::daemon::control::{Control, ControlError};
+use crate::serve::http::{Body, Reply};
+use crate::serve::router::{Method, Req, RouteHook};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use toml_edit::Value;
@@ -40,7 +41,7 @@ pub fn hook(control: Arc<Control>) -> RouteHook {
             (Method::Post, None) => add(&control, req),
             (Method::Put, Some(n)) => change(&control, &n, req),
             (Method::Delete, Some(n)) => remove(&control, &n),
-            // `http::allowed_methods` answers the others with 405.
+            // `Route::methods` answers the others with 405.
             _ => Reply::error(405, "method not allowed"),
         })
     })

@@ -1,11 +1,17 @@
-//! Tests of the connection layer: the parser on its own (every error
+//! Tests of the HTTP/1.1 layer: the parser on its own (every error
 //! class, the bounds, pipelining), then a live server on loopback
 //! (keep-alive, pipelining, HEAD, `100 Continue`, errors answered and
 //! closed, the thread bound, stop).
 
+use super::limits::{QUEUE_WAIT, SLOW_HEAD};
+use super::response::http_date;
 use super::*;
-use crate::serve::http::{Permits, Reply};
+use std::io::{self, Read, Write};
 use std::io::{BufRead, BufReader};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 fn parse(raw: &[u8]) -> Result<Option<(Request, usize)>, HttpError> {
     parse_request(raw, MAX_BODY)
