@@ -31,7 +31,7 @@ use std::time::Duration;
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
-use vigil::serve::router::Role;
+use vigil::auth::Role;
 use vigil::serve::HttpServer;
 use vigil::store;
 

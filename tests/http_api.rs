@@ -557,7 +557,8 @@ fn idle_and_unfinished_connections_are_closed() {
 /// origin -> 403; methods a path does not take -> 405 with `Allow`.
 #[test]
 fn auth_gate_roles_origin_and_methods() {
-    use vigil::serve::router::{Identify, Identity, Req, Role};
+    use vigil::auth::Role;
+    use vigil::serve::router::{Identify, Identity, Req};
     struct Fake;
     impl Identify for Fake {
         fn identify(&self, req: &Req<'_>) -> Result<Option<Identity>, Reply> {

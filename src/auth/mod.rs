@@ -5,9 +5,10 @@
 //! their password (`password`). A browser logs in once (`POST /api/login`)
 //! and then carries a session cookie (`sessions`); scripts send HTTP Basic
 //! credentials with each request. Failed passwords are rate-limited per
-//! client address (`limit`). [`Auth`] is the [`Identify`] the HTTP
-//! server's gate asks, and the user management behind `/api/users`
-//! (`serve::api::users`).
+//! client address (`limit`). [`Auth`] knows nothing of HTTP: the HTTP
+//! server's gate identifies requests with it (`serve::router::identify`),
+//! and the user management behind `/api/users` (`serve::api::users`)
+//! calls it.
 //!
 //! Checking a password costs about a second of CPU and 16 MiB on the
 //! target, so a script polling with Basic credentials would be expensive:
@@ -21,8 +22,6 @@ pub mod password;
 pub mod prompt;
 pub mod sessions;
 
-use crate::serve::http::Reply;
-use crate::serve::router::{Identify, Identity, Req, Role};
 use crate::store::db::users::{UserError, UserRow};
 use crate::store::db::{Db, DbError};
 use blake2::{Blake2b256, Digest};
@@ -64,6 +63,24 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// What a user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Read only: watch, list, download.
+    Viewer,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
 /// A role by its name.
 pub fn parse_role(s: &str) -> Option<Role> {
     match s {
@@ -91,38 +108,6 @@ pub enum Refused {
     Busy,
     /// The user database could not be read.
     Unavailable(String),
-}
-
-impl Refused {
-    /// The answer to send. `challenge`: add `WWW-Authenticate` to a 401.
-    pub fn reply(&self, challenge: bool) -> Reply {
-        match self {
-            Refused::Wrong => {
-                let mut r = Reply::error(401, "wrong user name or password");
-                if challenge {
-                    r.headers.push(("WWW-Authenticate", CHALLENGE.to_owned()));
-                }
-                r
-            }
-            Refused::Locked(wait) => {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let mut r = Reply::error(
-                    429,
-                    &format!("too many failed logins from this address: try again in {secs} s"),
-                );
-                r.headers.push(("Retry-After", secs.to_string()));
-                r
-            }
-            Refused::Busy => {
-                let mut r = Reply::error(503, "too many logins at once: try again in a second");
-                r.headers.push(("Retry-After", "1".to_owned()));
-                r
-            }
-            Refused::Unavailable(e) => {
-                Reply::error(503, &format!("the user database is unavailable: {e}"))
-            }
-        }
-    }
 }
 
 /// A remembered successful Basic check.
@@ -304,7 +289,7 @@ impl Auth {
 
     /// HTTP Basic credentials: from the cache when they were checked
     /// lately against the same stored hash, else by a full check.
-    fn basic(&self, peer: Option<IpAddr>, user: &str, password: &str) -> Result<Role, Refused> {
+    pub fn basic(&self, peer: Option<IpAddr>, user: &str, password: &str) -> Result<Role, Refused> {
         let ip = peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // A locked-out address is refused even with a remembered password.
         self.limiter
@@ -422,31 +407,8 @@ impl std::fmt::Display for AddError {
     }
 }
 
-/// Whether the request comes from our own page's scripts or media
-/// elements (fetch metadata, or the `X-Requested-With` header older
-/// browsers' scripts can send): those must not get a Basic challenge,
-/// which would make the browser pop up its own login dialog instead of
-/// the page showing its form.
-pub fn from_page(req: &Req<'_>) -> bool {
-    if req.header("X-Requested-With").is_some() {
-        return true;
-    }
-    let site = req.header("Sec-Fetch-Site").map(str::trim);
-    let mode = req.header("Sec-Fetch-Mode").map(str::trim);
-    site.is_some_and(|s| s.eq_ignore_ascii_case("same-origin"))
-        && !mode.is_some_and(|m| m.eq_ignore_ascii_case("navigate"))
-}
-
-/// Whether a browser sent the request (it names an origin, or carries
-/// fetch metadata): a browser may have remembered Basic credentials and
-/// send them with any request to us, even one another site started, so
-/// such credentials count as ambient, like a cookie.
-fn from_browser(req: &Req<'_>) -> bool {
-    req.header("Origin").is_some() || req.header("Sec-Fetch-Site").is_some()
-}
-
 /// `user:password` from an `Authorization: Basic` value.
-fn parse_basic(value: &str) -> Option<(String, String)> {
+pub fn parse_basic(value: &str) -> Option<(String, String)> {
     use base64::Engine as _;
     if value.len() > MAX_AUTHORIZATION {
         return None;
@@ -461,63 +423,6 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     let text = String::from_utf8(raw).ok()?;
     let (user, password) = text.split_once(':')?;
     Some((user.to_owned(), password.to_owned()))
-}
-
-impl Identify for Auth {
-    fn identify(&self, req: &Req<'_>) -> Result<Option<Identity>, Reply> {
-        let peer = req.peer.map(|p| p.ip());
-        if let Some(value) = req.header("Authorization") {
-            let Some((user, password)) = parse_basic(value) else {
-                let mut r = Reply::error(
-                    401,
-                    "Authorization: only HTTP Basic credentials (user:password in base64) are accepted",
-                );
-                r.headers.push(("WWW-Authenticate", CHALLENGE.to_owned()));
-                return Err(r);
-            };
-            return match self.basic(peer, &user, &password) {
-                Ok(role) => Ok(Some(Identity {
-                    user,
-                    role,
-                    by_cookie: from_browser(req),
-                })),
-                Err(refused) => Err(refused.reply(true)),
-            };
-        }
-        let Some(token) = req.header("Cookie").and_then(sessions::from_cookie_header) else {
-            return Ok(None);
-        };
-        match self.session(token) {
-            Ok(Some((user, role))) => Ok(Some(Identity {
-                user,
-                role,
-                by_cookie: true,
-            })),
-            // Expired or ended: as if there were no cookie (the page and
-            // the login stay reachable); `unauthorized` says why.
-            Ok(None) => Ok(None),
-            Err(e) => Err(Refused::Unavailable(e).reply(false)),
-        }
-    }
-
-    fn unauthorized(&self, req: &Req<'_>) -> Reply {
-        let had_session = req
-            .header("Cookie")
-            .and_then(sessions::from_cookie_header)
-            .is_some();
-        let mut r = Reply::error(
-            401,
-            if had_session {
-                "your session has expired or ended: log in again"
-            } else {
-                "authentication required: log in (POST /api/login) or send HTTP Basic credentials"
-            },
-        );
-        if !from_page(req) {
-            r.headers.push(("WWW-Authenticate", CHALLENGE.to_owned()));
-        }
-        r
-    }
 }
 
 #[cfg(test)]

@@ -125,7 +125,8 @@ impl Depacketizer {
         }
     }
 
-    /// Feeds one packet; see [`Depacketize::push`].
+    /// Feeds one packet, in sequence order; at most one frame is emitted
+    /// per call (the depacketizers' shared contract, `Depacketize::push`).
     pub fn push(
         &mut self,
         pkt: &RtpPacket<'_>,

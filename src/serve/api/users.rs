@@ -10,9 +10,9 @@
 //! No answer or error carries a password or a password hash.
 
 use super::json;
-use crate::auth::{self, password, sessions, AddError, Auth};
+use crate::auth::{self, password, sessions, AddError, Auth, Role};
 use crate::serve::http::{Body, Reply};
-use crate::serve::router::{Method, Req, Role, RouteHook};
+use crate::serve::router::{refused_reply, Method, Req, RouteHook};
 use crate::store::db::users::{UserError, UserRow};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -104,7 +104,7 @@ fn login(auth: &Auth, enabled: bool, req: &Req<'_>) -> Reply {
             r
         }
         // A form, not a Basic client: no challenge.
-        Err(refused) => refused.reply(false),
+        Err(refused) => refused_reply(&refused, false),
     }
 }
 

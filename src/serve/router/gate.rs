@@ -4,25 +4,8 @@
 
 use super::paths::Route;
 use super::request::Req;
+use crate::auth::Role;
 use crate::serve::http::Reply;
-
-/// What a user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Everything.
-    Admin,
-    /// Read only: watch, list, download.
-    Viewer,
-}
-
-impl Role {
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-        }
-    }
-}
 
 /// Who sent a request.
 #[derive(Clone, Debug, PartialEq, Eq)]

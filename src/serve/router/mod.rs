@@ -5,11 +5,13 @@
 //! The dispatcher itself is `serve::server`.
 
 mod gate;
+mod identify;
 pub mod params;
 mod paths;
 mod request;
 
-pub use gate::{gate, Identify, Identity, Role};
+pub use gate::{gate, Identify, Identity};
+pub use identify::{from_page, refused_reply};
 pub use paths::{CameraFile, Route};
 pub use request::{split_target, Method, Req};
 
