@@ -6,6 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+// Defined by the layers that use them; named here too because `Command`
+// carries them.
+pub use crate::camera::CameraAuth;
+pub use crate::store::check::CheckLevel;
+
 pub const USAGE: &str = "\
 vigil - a lean network video recorder
 
@@ -218,20 +223,6 @@ pub enum Command {
         /// `admin` or `viewer`, when given.
         role: Option<String>,
     },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CheckLevel {
-    Presence,
-    Size,
-    Crc,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CameraAuth {
-    pub digest: bool,
-    pub user: String,
-    pub password: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

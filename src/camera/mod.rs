@@ -21,9 +21,9 @@ mod faults;
 mod packetize;
 mod server;
 
+pub use auth::CameraAuth;
 pub use faults::Faults;
 
-use crate::cli::CameraAuth;
 use crate::media::Codec;
 use async_io::Async;
 use std::io;
