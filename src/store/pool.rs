@@ -7,12 +7,18 @@
 //! [`Pools`] belongs to the writer thread; [`PoolReader`] is its cheap,
 //! shareable read side, which detects that the writer re-entered (and so
 //! may have overwritten) a pool while a reader was reading it.
+//!
+//! Layout: this file creates, opens and enters the pools and does their
+//! positioned I/O; `scan` finds the valid records of a pool, `error` says
+//! why opening or a checked read failed.
 
-use super::format::{
-    sync_dir, FormatError, PoolHeader, RecordCrc, RecordHeader, MAX_HEADER_BYTES,
-    POOL_HEADER_BYTES, RECORD_FIXED_BYTES,
-};
-use std::fmt;
+mod error;
+mod scan;
+
+pub use error::{PoolError, ReadError};
+pub use scan::{Scan, ScannedRecord};
+
+use super::format::{sync_dir, PoolHeader, POOL_HEADER_BYTES};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -27,134 +33,6 @@ pub fn pool_path(dir: &Path, index: u32) -> PathBuf {
 
 /// Smallest pool size accepted: the header and room for one small record.
 pub const MIN_POOL_BYTES: u64 = 2 * POOL_HEADER_BYTES;
-
-/// Why the pool files cannot be opened.
-#[derive(Debug)]
-pub enum PoolError {
-    /// The configuration asks for something impossible.
-    Config(String),
-    Missing {
-        path: PathBuf,
-    },
-    Io {
-        path: PathBuf,
-        err: io::Error,
-    },
-    /// The header is not a valid pool header.
-    Header {
-        path: PathBuf,
-        err: FormatError,
-    },
-    /// The pool belongs to another install.
-    OtherInstall {
-        path: PathBuf,
-        found: [u8; 16],
-        expected: [u8; 16],
-    },
-    WrongIndex {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
-    WrongSize {
-        path: PathBuf,
-        found: u64,
-        expected: u64,
-    },
-}
-
-impl fmt::Display for PoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use super::format::uuid_hex;
-        match self {
-            PoolError::Config(why) => f.write_str(why),
-            PoolError::Missing { path } => write!(
-                f,
-                "{}: pool file missing (was `pools` raised without running `vigil init`, \
-                 or the file deleted?)",
-                path.display()
-            ),
-            PoolError::Io { path, err } => write!(f, "{}: {err}", path.display()),
-            PoolError::Header { path, err } => {
-                write!(f, "{}: not a usable pool file: {err}", path.display())
-            }
-            PoolError::OtherInstall {
-                path,
-                found,
-                expected,
-            } => write!(
-                f,
-                "{}: belongs to another Vigil install (uuid {}, this storage's meta says {}); \
-                 it was copied or restored from elsewhere",
-                path.display(),
-                uuid_hex(found),
-                uuid_hex(expected)
-            ),
-            PoolError::WrongIndex {
-                path,
-                found,
-                expected,
-            } => write!(
-                f,
-                "{}: header says it is pool {found}, but its name says pool {expected}; \
-                 pool files were renamed",
-                path.display()
-            ),
-            PoolError::WrongSize {
-                path,
-                found,
-                expected,
-            } => write!(
-                f,
-                "{}: is {found} bytes but the configuration asks for {expected} \
-                 (pool_size_mb); pool files cannot be resized in place",
-                path.display()
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PoolError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            PoolError::Io { err, .. } => Some(err),
-            PoolError::Header { err, .. } => Some(err),
-            _ => None,
-        }
-    }
-}
-
-impl From<PoolError> for io::Error {
-    fn from(e: PoolError) -> io::Error {
-        let kind = match &e {
-            PoolError::Io { err, .. } => err.kind(),
-            PoolError::Missing { .. } => io::ErrorKind::NotFound,
-            PoolError::Config(_) => io::ErrorKind::InvalidInput,
-            _ => io::ErrorKind::InvalidData,
-        };
-        io::Error::new(kind, e.to_string())
-    }
-}
-
-/// Why a checked read failed.
-#[derive(Debug)]
-pub enum ReadError {
-    /// The writer entered the pool again (new generation) before or during
-    /// the read: the bytes are no longer the ones the index described.
-    Overwritten,
-    Io(io::Error),
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::Overwritten => f.write_str("the recording was overwritten (disk reclaimed)"),
-            ReadError::Io(e) => write!(f, "pool read failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ReadError {}
 
 fn check_config(count: u32, size: u64) -> Result<(), PoolError> {
     if count == 0 {
@@ -514,21 +392,6 @@ impl Pools {
             shared: Arc::clone(&self.shared),
         }
     }
-
-    /// Iterates the valid records of `pool` from `from` (recovery): see
-    /// [`Scan`].
-    pub fn scan(&self, pool: u32, from: u64) -> Scan<'_> {
-        Scan {
-            shared: &self.shared,
-            pool,
-            generation: self.generation(pool),
-            pos: from,
-            buf: Vec::new(),
-            buf_off: 0,
-            buf_len: 0,
-            why: None,
-        }
-    }
 }
 
 /// iovecs per pwritev call; a record is a header and a payload in one or
@@ -634,181 +497,6 @@ impl PoolReader {
             return Err(ReadError::Overwritten);
         }
         r.map_err(ReadError::Io)
-    }
-}
-
-/// A record found by [`Pools::scan`]: valid CRC and of the pool's current
-/// generation. Its bytes are `[offset, offset + header_len + payload_len)`.
-#[derive(Clone, Debug)]
-pub struct ScannedRecord {
-    pub offset: u64,
-    pub header: RecordHeader,
-    pub header_len: u32,
-    pub payload_len: u32,
-}
-
-/// Scan buffer: holds any record header whole (the largest is under
-/// 600 KiB); payloads stream through it for the CRC.
-const SCAN_BUF: usize = 1 << 20;
-const _: () = assert!(MAX_HEADER_BYTES as usize <= SCAN_BUF);
-/// The scan buffer's size unless a longer header needs more (it then
-/// grows, up to `SCAN_BUF`): every start-up scans, and a whole megabyte
-/// read ahead there was the idle process's peak memory.
-const SCAN_CHUNK: usize = 64 * 1024;
-
-/// Iterator over the valid records of a pool from a given offset; stops at
-/// the first offset that does not hold one. Then [`end`](Scan::end) says
-/// where and why.
-pub struct Scan<'a> {
-    shared: &'a Shared,
-    pool: u32,
-    generation: u64,
-    /// The next offset to look at.
-    pos: u64,
-    /// Allocated on first use, `SCAN_CHUNK` long or as long as the longest
-    /// header seen (at most `SCAN_BUF`); holds the file bytes
-    /// `[buf_off, buf_off + buf_len)`.
-    buf: Vec<u8>,
-    buf_off: u64,
-    buf_len: usize,
-    why: Option<String>,
-}
-
-impl Scan<'_> {
-    /// The offset just past the last valid record (the end of the written
-    /// data) and, once iteration has ended, why it stopped there.
-    pub fn end(&self) -> (u64, Option<String>) {
-        (self.pos, self.why.clone())
-    }
-
-    /// Makes the buffer hold at least `[pos, pos + n)` (n ≤ SCAN_BUF, within
-    /// the pool), reading as much beyond as fits.
-    fn fill(&mut self, pos: u64, n: usize) -> Result<(), String> {
-        let have_end = self.buf_off + self.buf_len as u64;
-        if pos >= self.buf_off && pos + n as u64 <= have_end {
-            return Ok(());
-        }
-        let need = n.clamp(SCAN_CHUNK, SCAN_BUF);
-        if self.buf.len() < need {
-            self.buf.resize(need, 0);
-        }
-        if pos >= self.buf_off && pos < have_end {
-            let start = (pos - self.buf_off) as usize;
-            self.buf.copy_within(start..self.buf_len, 0);
-            self.buf_len -= start;
-        } else {
-            self.buf_len = 0;
-        }
-        self.buf_off = pos;
-        let read_from = pos + self.buf_len as u64;
-        let read_end = (pos + self.buf.len() as u64).min(self.shared.size);
-        let want = read_end.saturating_sub(read_from) as usize;
-        let file = self.shared.file(self.pool).map_err(|e| e.to_string())?;
-        let dst = self
-            .buf
-            .get_mut(self.buf_len..self.buf_len + want)
-            .ok_or("scan buffer overrun")?;
-        if let Err(e) = file.read_exact_at(dst, read_from) {
-            self.buf_len = 0;
-            return Err(format!("I/O error reading offset {read_from}: {e}"));
-        }
-        self.buf_len += want;
-        if self.buf_len < n {
-            return Err(format!("end of pool at offset {}", self.shared.size));
-        }
-        Ok(())
-    }
-
-    /// The buffered bytes from `pos` on (empty if not buffered).
-    fn window(&self, pos: u64) -> &[u8] {
-        if pos < self.buf_off {
-            return &[];
-        }
-        let start = (pos - self.buf_off) as usize;
-        self.buf.get(start..self.buf_len).unwrap_or(&[])
-    }
-
-    fn step(&mut self) -> Result<ScannedRecord, String> {
-        let pos = self.pos;
-        let size = self.shared.size;
-        if self.pool as usize >= self.shared.files.len() {
-            return Err(format!("no pool {}", self.pool));
-        }
-        if pos < POOL_HEADER_BYTES {
-            return Err(format!("offset {pos} is inside the pool header"));
-        }
-        if pos >= size {
-            return Err("end of pool".to_owned());
-        }
-        let room = size - pos;
-        if room < u64::from(RECORD_FIXED_BYTES) {
-            return Err(format!("end of pool ({room} bytes left at offset {pos})"));
-        }
-        let past_end = || format!("record at offset {pos} runs past the end of the pool");
-        self.fill(pos, RECORD_FIXED_BYTES as usize)?;
-        let (header, h) = match RecordHeader::decode(self.window(pos)) {
-            Err(FormatError::Truncated { need }) => {
-                if u64::from(need) > room {
-                    return Err(past_end());
-                }
-                self.fill(pos, need as usize)?;
-                RecordHeader::decode(self.window(pos))
-            }
-            r => r,
-        }
-        .map_err(|e| format!("{e} at offset {pos}"))?;
-        if header.generation != self.generation {
-            return Err(format!(
-                "stale record at offset {pos} (generation {}, the pool's is {})",
-                header.generation, self.generation
-            ));
-        }
-        let p = header.payload_len;
-        let end = pos + u64::from(h) + u64::from(p);
-        if end > size {
-            return Err(past_end());
-        }
-        let mut crc = RecordCrc::new(self.window(pos).get(..h as usize).unwrap_or(&[]));
-        let mut cur = pos + u64::from(h);
-        while cur < end {
-            let w = self.window(cur);
-            if w.is_empty() {
-                self.fill(cur, 1)?;
-                continue;
-            }
-            let n = w.len().min((end - cur) as usize);
-            crc.update(&w[..n]);
-            cur += n as u64;
-        }
-        if !crc.matches() {
-            return Err(format!("CRC mismatch at offset {pos}"));
-        }
-        self.pos = end;
-        Ok(ScannedRecord {
-            offset: pos,
-            header,
-            header_len: h,
-            payload_len: p,
-        })
-    }
-}
-
-impl Iterator for Scan<'_> {
-    type Item = ScannedRecord;
-
-    fn next(&mut self) -> Option<ScannedRecord> {
-        if self.why.is_some() {
-            return None;
-        }
-        match self.step() {
-            Ok(r) => Some(r),
-            Err(why) => {
-                self.why = Some(why);
-                // The scan buffer is a megabyte; recovery is over with it.
-                self.buf = Vec::new();
-                None
-            }
-        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Tests of the pool files (pre-allocation, headers, positioned I/O,
 //! scanning), on temporary files.
 
+use super::scan::{SCAN_BUF, SCAN_CHUNK};
 use super::*;
+use crate::store::format::RecordHeader;
 use crate::store::format::{FrameEntry, FLAG_FIRST};
 use std::sync::atomic::{AtomicU32, Ordering};
 
