@@ -3,13 +3,13 @@
 //! failure, 2 usage or config error.
 
 use crate::camera;
-use crate::cli::CheckLevel;
 use crate::config::{self, Config};
 use crate::daemon::shutdown::{self, Shutdown};
 use crate::daemon::watchdog::{self, HwWatchdog, SoftWatchdog};
 use crate::daemon::{self, recorder::Recorder};
 use crate::detach;
 use crate::serve::HttpServer;
+use crate::store::check::CheckLevel;
 use crate::store::{self, db::Db};
 use crate::time::{format_90k, parse_90k, TICKS};
 use std::net::SocketAddr;

@@ -28,10 +28,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use vigil::auth::Role;
 use vigil::camera::{CameraServer, ServerOptions};
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
-use vigil::auth::Role;
 use vigil::serve::HttpServer;
 use vigil::store;
 

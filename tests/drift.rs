@@ -209,8 +209,13 @@ fn recovery_indexes_uncommitted_records_and_stops_at_a_damaged_one() {
     assert_eq!(recs[0].frames as usize, first.frames.len());
     assert_eq!(recs[0].flags & store::db::RECORDING_OPEN, 0, "left open");
     drop(storage);
-    let report =
-        store::check::run(&cfg.storage, vigil::cli::CheckLevel::Crc, false, false).unwrap();
+    let report = store::check::run(
+        &cfg.storage,
+        vigil::store::check::CheckLevel::Crc,
+        false,
+        false,
+    )
+    .unwrap();
     assert_eq!(report.remaining_problems(), 0, "{:?}", report.problems);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
-use vigil::cli::CheckLevel;
 use vigil::config;
 use vigil::daemon::recorder::Recorder;
+use vigil::store::check::CheckLevel;
 use vigil::store::{self, db::Db};
 
 fn set_fsize(limit: libc::rlim_t) {

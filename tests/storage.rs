@@ -7,9 +7,9 @@ use common::temp_dir;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use vigil::camera::{CameraServer, ServerOptions};
-use vigil::cli::CheckLevel;
 use vigil::config::{self, Config};
 use vigil::daemon::recorder::Recorder;
+use vigil::store::check::CheckLevel;
 use vigil::store::{self, db::Db};
 
 fn config(dir: &Path, camera: &CameraServer, pool_mb: u32, pools: u32, kbps_note: &str) -> Config {

@@ -42,14 +42,18 @@
 //! A record at most half the ring long always fits into an empty ring,
 //! wherever `head` happens to be; a longer one can never be stored.
 
+mod buffer;
 mod live;
+mod reader;
 mod ring;
+mod writer;
 
 #[cfg(test)]
 mod tests;
 
 pub use live::{LiveCursor, LiveRead, LiveTap};
-pub use ring::{FrameView, Frames, RingReader, RingWriter};
+pub use reader::{FrameView, Frames, RingReader};
+pub use writer::RingWriter;
 
 use std::fmt;
 
@@ -159,7 +163,7 @@ pub fn carve_arena(
 /// allocation alive even when no ring is left.
 #[derive(Clone, Default)]
 pub struct Arena {
-    buf: Option<std::sync::Arc<ring::Buffer>>,
+    buf: Option<std::sync::Arc<buffer::Buffer>>,
 }
 
 impl Arena {

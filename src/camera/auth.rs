@@ -4,11 +4,20 @@
 //! real to talk to; it is loopback-only and not meant as a security
 //! boundary (one nonce per server, no nonce-count tracking).
 
-use crate::cli::CameraAuth;
 use base64::Engine;
 use md5::{Digest, Md5};
 
 const REALM: &str = "Vigil camera";
+
+/// Which check the camera asks of its clients, and the one account it
+/// accepts (`vigil camera --auth basic|digest --user U --password P`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraAuth {
+    /// Digest rather than Basic.
+    pub digest: bool,
+    pub user: String,
+    pub password: String,
+}
 
 pub(crate) struct Authenticator {
     auth: CameraAuth,

@@ -21,9 +21,9 @@ mod faults;
 mod packetize;
 mod server;
 
+pub use auth::CameraAuth;
 pub use faults::Faults;
 
-use crate::cli::CameraAuth;
 use crate::stream::Codec;
 use async_io::Async;
 use std::io;

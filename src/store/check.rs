@@ -10,8 +10,20 @@ use super::format::{self, RecordHeader};
 use super::pool::Pools;
 use super::recover::Indexer;
 use super::video_index;
-use crate::cli::CheckLevel;
 use crate::config::Storage as StorageConfig;
+
+/// How deep `check` looks at each record: each level does what the one
+/// before does, and more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CheckLevel {
+    /// Each record lies inside an existing pool that was not overwritten
+    /// since (its generation); nothing is read.
+    Presence,
+    /// Also each record's header, read back, agrees with the index.
+    Size,
+    /// Also the whole record is read and its CRC verified.
+    Crc,
+}
 
 #[derive(Debug, Default)]
 pub struct Report {

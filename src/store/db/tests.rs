@@ -1,7 +1,12 @@
 //! Tests of the SQLite index, on temporary files.
 
+use super::connect::BUSY_TIMEOUT;
+use super::recordings::RECORDING_COLUMNS;
+use super::schema::{migrate_0_to_1, Migration, APPLICATION_ID, MIGRATIONS};
 use super::*;
 use crate::store::video_index::VideoIndexEncoder;
+use rusqlite::{params, Transaction};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
