@@ -6,6 +6,19 @@
 /// 90 kHz ticks per second.
 pub const TICKS: i64 = 90_000;
 
+/// The process's wall clock now, in 90 kHz units since the Unix epoch:
+/// the clock of the index (frames' arrival times, recordings' starts,
+/// opens). Before the epoch (a board whose clock is not set yet): 0.
+pub fn now_90k() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs())
+            .unwrap_or(i64::MAX / TICKS)
+            .saturating_mul(TICKS)
+            .saturating_add(i64::from(d.subsec_nanos()) * 9 / 100_000),
+        Err(_) => 0,
+    }
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -71,7 +71,7 @@ fn failing_writes_show_drop_whole_gops_and_recording_resumes() {
 
     // The disk "fills": every write fails from now on.
     set_fsize(4096);
-    let fault_at = vigil::store::writer::wall_90k_now();
+    let fault_at = vigil::time::now_90k();
     wait(
         "the storage error in the stream state",
         Duration::from_secs(10),
@@ -102,7 +102,7 @@ fn failing_writes_show_drop_whole_gops_and_recording_resumes() {
         Duration::from_secs(10),
         || status.snapshot().storage_error.is_none(),
     );
-    let resumed_at = vigil::store::writer::wall_90k_now();
+    let resumed_at = vigil::time::now_90k();
     std::thread::sleep(Duration::from_secs(3));
     let stats = rec.shutdown(Duration::from_secs(5)).unwrap();
     assert!(stats.errors > 0);

@@ -44,7 +44,7 @@ fn records_every_stream_and_wraps_the_ring() {
     .unwrap();
     // 3 streams, ~2.3 Mbit/s together: 1 MiB pools fill in ~4 s each.
     let cfg = config(&dir, &cam, 1, 4, "tiny pools");
-    let started = vigil::store::writer::wall_90k_now();
+    let started = vigil::time::now_90k();
     record_for(&cfg, Duration::from_secs(12));
     let pool_sizes: Vec<u64> = (0..4)
         .map(|i| {

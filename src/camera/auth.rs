@@ -19,14 +19,14 @@ pub struct CameraAuth {
     pub password: String,
 }
 
-pub(crate) struct Authenticator {
+pub(crate) struct CredentialCheck {
     auth: CameraAuth,
     nonce: String,
 }
 
-impl Authenticator {
+impl CredentialCheck {
     pub(crate) fn new(auth: CameraAuth, nonce: String) -> Self {
-        Authenticator { auth, nonce }
+        CredentialCheck { auth, nonce }
     }
 
     /// The `WWW-Authenticate` value of a 401.
@@ -176,8 +176,8 @@ impl Iterator for DigestParams<'_> {
 mod tests {
     use super::*;
 
-    fn auth(digest: bool) -> Authenticator {
-        Authenticator::new(
+    fn auth(digest: bool) -> CredentialCheck {
+        CredentialCheck::new(
             CameraAuth {
                 digest,
                 user: "admin".into(),

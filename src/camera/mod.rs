@@ -123,7 +123,7 @@ impl CameraServer {
         let listener = Async::new(listener)?;
         let auth = opts
             .auth
-            .map(|a| auth::Authenticator::new(a, format!("{:016x}", server::random_u64())));
+            .map(|a| auth::CredentialCheck::new(a, format!("{:016x}", server::random_u64())));
         let (stop, stopped) = smol::channel::bounded(1);
         let faults = Faults::default();
         let server_faults = faults.clone();

@@ -29,11 +29,11 @@ mod wait;
 #[cfg(test)]
 mod tests;
 
-use super::auth::Authenticator;
+use super::auth::CredentialCheck;
 use super::clip::Clip;
 use super::faults::Faults;
 use async_io::{Async, Timer};
-use control::Conn;
+use control::ControlConnection;
 use smol::{channel, LocalExecutor};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -92,7 +92,7 @@ pub(crate) fn random_u64() -> u64 {
 /// State shared by every task of one server.
 struct Shared {
     clips: &'static [Clip],
-    auth: Option<Authenticator>,
+    auth: Option<CredentialCheck>,
     /// To spawn UDP session tasks. Weak, so that the tasks (which hold the
     /// `Shared`) do not keep their own executor alive.
     executor: Weak<LocalExecutor<'static>>,
@@ -145,7 +145,7 @@ impl Drop for Slot {
 pub(crate) fn run(
     listener: Async<TcpListener>,
     clips: &'static [Clip],
-    auth: Option<Authenticator>,
+    auth: Option<CredentialCheck>,
     session_timeout: Duration,
     faults: Faults,
     stop: channel::Receiver<()>,
@@ -198,7 +198,7 @@ async fn accept_loop(listener: Async<TcpListener>, shared: Rc<Shared>) {
         };
         let _ = stream.get_ref().set_nodelay(true);
         limit_send_buffer(stream.get_ref());
-        let conn = Conn::new(shared.clone(), stream, peer);
+        let conn = ControlConnection::new(shared.clone(), stream, peer);
         executor
             .spawn(async move {
                 let _slot = slot;

@@ -11,11 +11,12 @@ use super::{Running, RunningStream, StreamSpec};
 use crate::arena::{self, FrameMeta, LiveTap, Push, RingReader, RingWriter};
 use crate::config::{Camera, Config, Record, StreamKind};
 use crate::store::format;
-use crate::store::open::Storage;
+use crate::store::open::OpenedStorage;
 use crate::store::pool::PoolReader;
-use crate::store::writer::{wall_90k_now, Writer, WriterCommand, WriterStats, WriterStream, TICKS};
+use crate::store::writer::{Writer, WriterCommand, WriterStats, WriterStream};
 use crate::stream::Frame;
 use crate::stream::{DiscardSink, FrameSink, StopSource, StreamStatus};
+use crate::time::{now_90k, TICKS};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,7 +57,7 @@ impl FrameSink for RingSink {
         }
         let meta = FrameMeta {
             timestamp_90k: f.timestamp_90k,
-            wall_90k: wall_90k_now(),
+            wall_90k: now_90k(),
             key: f.key,
             discontinuity: self.discontinuity,
         };
@@ -222,8 +223,8 @@ pub struct Recorder {
 
 impl Recorder {
     /// Starts recording every stream of `config` into `storage`.
-    pub fn start(config: &Config, storage: Storage) -> Result<Recorder, String> {
-        let Storage {
+    pub fn start(config: &Config, storage: OpenedStorage) -> Result<Recorder, String> {
+        let OpenedStorage {
             pools,
             mut db,
             open_id,

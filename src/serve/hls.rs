@@ -64,7 +64,7 @@ use crate::store::db::{Db, RecordingRow, RECORDING_OPEN};
 use crate::store::pool::PoolReader;
 use crate::store::video_index;
 use crate::stream::Codec;
-use crate::time::{format_90k, TICKS};
+use crate::time::{format_90k, now_90k, TICKS};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -590,15 +590,6 @@ fn live(
     );
     write_segments(&mut out, kind, &listed);
     playlist_reply(out, "no-cache")
-}
-
-/// The wall clock, 90 kHz units since the epoch (the recordings' clock).
-fn now_90k() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| {
-            i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 90) * 90
-        })
 }
 
 /// A query parameter as an integer.

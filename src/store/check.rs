@@ -282,7 +282,7 @@ fn rebuild_index(
         db.delete_recording(r.id).map_err(|e| e.to_string())?;
     }
     let open_id = db
-        .begin_open(env!("CARGO_PKG_VERSION"), super::writer::wall_90k_now())
+        .begin_open(env!("CARGO_PKG_VERSION"), crate::time::now_90k())
         .map_err(|e| e.to_string())?;
     let mut order: Vec<u32> = (0..pools.count())
         .filter(|&p| pools.generation(p) > 0)

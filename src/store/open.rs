@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::Path;
 
 /// The open storage of one writing process. The lock lives as long as it.
-pub struct Storage {
+pub struct OpenedStorage {
     pub pools: Pools,
     pub db: Db,
     pub open_id: i64,
@@ -114,7 +114,7 @@ pub(crate) fn lock(dir: &Path) -> Result<File, String> {
 
 /// Opens the storage for writing: creates it if the directory is new,
 /// locks it, checks identity, recovers. `vigil run` starts here.
-pub fn open_for_writing(cfg: &StorageConfig) -> Result<Storage, String> {
+pub fn open_for_writing(cfg: &StorageConfig) -> Result<OpenedStorage, String> {
     if !cfg.path.join("meta").exists() || !cfg.db.exists() {
         init(cfg)?;
     }
@@ -130,7 +130,7 @@ pub fn open_for_writing(cfg: &StorageConfig) -> Result<Storage, String> {
     let mut pools =
         Pools::open(dir, &uuid, cfg.pools, pool_bytes(cfg)).map_err(|e| e.to_string())?;
     let open_id = db
-        .begin_open(env!("CARGO_PKG_VERSION"), super::writer::wall_90k_now())
+        .begin_open(env!("CARGO_PKG_VERSION"), crate::time::now_90k())
         .map_err(|e| format!("{}: {e}", cfg.db.display()))?;
     let (position, recovery) = recover::recover(&mut pools, &mut db, open_id)?;
     if recovery.records_indexed > 0 || recovery.recordings_closed > 0 {
@@ -143,7 +143,7 @@ pub fn open_for_writing(cfg: &StorageConfig) -> Result<Storage, String> {
             recovery.stopped.as_deref().map(|w| format!("; scan stopped: {w}")).unwrap_or_default()
         );
     }
-    Ok(Storage {
+    Ok(OpenedStorage {
         pools,
         db,
         open_id,

@@ -11,8 +11,7 @@
 //! arrived, nor after a later frame arrived less the media time between
 //! them. That latest possible capture time is the frame's *bound*.
 
-/// 90 kHz ticks per second.
-pub const TICKS: i64 = 90_000;
+pub use crate::time::TICKS;
 /// A media interval beyond this is not a frame interval: the camera's
 /// clock jumped (or the camera stalled for longer); the wall clock places
 /// the frame instead.

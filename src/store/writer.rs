@@ -103,8 +103,9 @@ struct OpenRecording {
     gap_pending: bool,
 }
 
-struct StreamState {
-    s: WriterStream,
+/// What the writer keeps about one stream it drains.
+struct WriterStreamState {
+    stream: WriterStream,
     rec: Option<OpenRecording>,
     /// Where the last recording of this stream ended (wall clock, 90 kHz).
     prev_end_90k: Option<i64>,
@@ -120,10 +121,10 @@ struct StreamState {
     next_start: Option<i64>,
 }
 
-impl StreamState {
-    fn new(s: WriterStream) -> StreamState {
-        StreamState {
-            s,
+impl WriterStreamState {
+    fn new(stream: WriterStream) -> WriterStreamState {
+        WriterStreamState {
+            stream,
             rec: None,
             prev_end_90k: None,
             params: Vec::new(),
@@ -154,7 +155,7 @@ pub struct Writer {
     db: Db,
     open_id: i64,
     pos: WriterPosition,
-    streams: Vec<StreamState>,
+    streams: Vec<WriterStreamState>,
     next_recording_id: i64,
     sync_interval: Duration,
     last_sync: Instant,
@@ -192,15 +193,6 @@ fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> WriterError + '_ {
     move |e| WriterError(format!("{what}: {e}"))
 }
 
-/// Wall clock now, in 90 kHz units since the Unix epoch.
-pub fn wall_90k_now() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / TICKS) * TICKS
-        + i64::from(d.subsec_nanos()) * 9 / 100_000
-}
-
 impl Writer {
     /// Takes over the storage: the position comes from the index (after
     /// recovery, see `super::recover`); `streams` in any order.
@@ -213,10 +205,11 @@ impl Writer {
         sync_interval: Duration,
     ) -> Result<Writer, WriterError> {
         let next_recording_id = db.next_recording_id().map_err(err("index"))?;
-        let mut streams: Vec<StreamState> = streams.into_iter().map(StreamState::new).collect();
+        let mut streams: Vec<WriterStreamState> =
+            streams.into_iter().map(WriterStreamState::new).collect();
         // Higher priority first: when the disk is the bottleneck, their
         // rings drain first.
-        streams.sort_by_key(|st| std::cmp::Reverse(st.s.priority));
+        streams.sort_by_key(|st| std::cmp::Reverse(st.stream.priority));
         Ok(Writer {
             pools,
             db,

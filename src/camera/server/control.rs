@@ -16,15 +16,15 @@ use std::net::{SocketAddr, TcpStream};
 use std::rc::Rc;
 use std::time::Instant;
 
-pub(super) struct Reply {
+pub(super) struct Answer {
     status: StatusCode,
     headers: Vec<(HeaderName, String)>,
     body: String,
 }
 
-impl Reply {
+impl Answer {
     fn new(status: StatusCode) -> Self {
-        Reply {
+        Answer {
             status,
             headers: Vec::new(),
             body: String::new(),
@@ -47,7 +47,7 @@ pub(super) struct TcpSession {
 }
 
 /// One control connection.
-pub(super) struct Conn {
+pub(super) struct ControlConnection {
     shared: Rc<Shared>,
     stream: Async<TcpStream>,
     peer: SocketAddr,
@@ -73,10 +73,10 @@ pub(super) struct Conn {
     kicks: u32,
 }
 
-impl Conn {
+impl ControlConnection {
     pub(super) fn new(shared: Rc<Shared>, stream: Async<TcpStream>, peer: SocketAddr) -> Self {
         let now = Instant::now();
-        Conn {
+        ControlConnection {
             stream,
             peer,
             inbuf: vec![0; 2048],
@@ -276,7 +276,7 @@ impl Conn {
     }
 
     fn bad_request(&mut self) {
-        self.write_reply(None, Reply::new(StatusCode::BadRequest));
+        self.write_reply(None, Answer::new(StatusCode::BadRequest));
         self.closing = true;
         self.in_len = 0;
     }
@@ -328,7 +328,7 @@ impl Conn {
         }
     }
 
-    fn write_reply(&mut self, cseq: Option<&str>, reply: Reply) {
+    fn write_reply(&mut self, cseq: Option<&str>, reply: Answer) {
         let mut b = Response::builder(Version::V1_0, reply.status);
         if let Some(c) = cseq {
             b = b.header(headers::CSEQ, c);

@@ -5,7 +5,7 @@
 use super::*;
 
 /// What a request got: the answer, or where the server redirects to.
-enum Reply {
+enum RequestOutcome {
     Ok(Response<Vec<u8>>),
     Redirect(Url),
 }
@@ -74,8 +74,8 @@ impl Session {
         // Quirk: some cameras reject OPTIONS or answer it badly; it only
         // tells us whether GET_PARAMETER is available, so go on regardless.
         match self.request(Method::Options, &url, &[], status).await {
-            Ok(Reply::Redirect(to)) => return Ok(Some(to)),
-            Ok(Reply::Ok(resp)) => {
+            Ok(RequestOutcome::Redirect(to)) => return Ok(Some(to)),
+            Ok(RequestOutcome::Ok(resp)) => {
                 self.keepalive_get_parameter =
                     header_str(&resp, &headers::PUBLIC).is_some_and(|p| {
                         p.split(',')
@@ -97,8 +97,8 @@ impl Session {
             )
             .await?
         {
-            Reply::Redirect(to) => return Ok(Some(to)),
-            Reply::Ok(r) => r,
+            RequestOutcome::Redirect(to) => return Ok(Some(to)),
+            RequestOutcome::Ok(r) => r,
         };
         // Quirk: DESCRIBE answers without Content-Type (or a wrong one);
         // try the body as SDP anyway and let the parser decide.
@@ -175,10 +175,10 @@ impl Session {
             )
             .await?
         {
-            Reply::Redirect(_) => {
+            RequestOutcome::Redirect(_) => {
                 return Err(SessionError::Protocol("redirect in answer to PLAY".into()));
             }
-            Reply::Ok(r) => r,
+            RequestOutcome::Ok(r) => r,
         };
         // Quirk: bogus RTP-Info (seq=0, unparseable rtptime) is common; we
         // take sequence numbers and timestamps from the packets themselves.
@@ -239,10 +239,10 @@ impl Session {
             )
             .await?
         {
-            Reply::Redirect(_) => {
+            RequestOutcome::Redirect(_) => {
                 return Err(SessionError::Protocol("redirect in answer to SETUP".into()))
             }
-            Reply::Ok(r) => r,
+            RequestOutcome::Ok(r) => r,
         };
         let (id, timeout) = header_str(&resp, &headers::SESSION)
             .and_then(parse_session_header)
@@ -294,7 +294,7 @@ impl Session {
         url: &Url,
         extra: &[(headers::HeaderName, &str)],
         status: &StreamStatus,
-    ) -> Result<Reply, SessionError> {
+    ) -> Result<RequestOutcome, SessionError> {
         let name = method_name(&method);
         for _ in 0..MAX_AUTH_ATTEMPTS {
             let cseq = self.send_request(method.clone(), url, extra).await?;
@@ -316,7 +316,7 @@ impl Session {
                         .map_err(|_| {
                             SessionError::Protocol(format!("bad redirect Location {loc:?}"))
                         })?;
-                    return Ok(Reply::Redirect(to));
+                    return Ok(RequestOutcome::Redirect(to));
                 }
             }
             if !(200..300).contains(&code) {
@@ -326,7 +326,7 @@ impl Session {
                     reason: resp.reason_phrase().to_owned(),
                 });
             }
-            return Ok(Reply::Ok(resp));
+            return Ok(RequestOutcome::Ok(resp));
         }
         Err(SessionError::Auth(AuthError::Rejected))
     }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::convert::now_90k;
 use super::error::at_open;
 use super::schema::{migrate, Migration, APPLICATION_ID, MIGRATIONS};
 use super::{Db, DbError, SCHEMA_VERSION};
+use crate::time::now_90k;
 
 /// How long a statement waits for another connection's lock. Only
 /// checkpoints and a second writer (refused by the `meta` flock) take one.

@@ -2,8 +2,6 @@
 //! the index's fields: a value out of range read back is corruption, never
 //! a panic or a silently wrapped value.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rusqlite::Row;
 
 use super::error::{corrupt, DbError};
@@ -26,15 +24,4 @@ pub(super) fn get_u16(row: &Row<'_>, i: usize, what: &str) -> Result<u16, DbErro
 /// A `u64` to store: SQLite integers are signed 64-bit.
 pub(super) fn store_u64(v: u64, what: &str) -> Result<i64, DbError> {
     i64::try_from(v).map_err(|_| DbError::Invalid(format!("{what} = {v} exceeds 2^63-1")))
-}
-
-pub(super) fn now_90k() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => {
-            let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 90_000);
-            secs.saturating_mul(90_000)
-                .saturating_add(i64::from(d.subsec_nanos() / 100_000 * 9))
-        }
-        Err(_) => 0,
-    }
 }

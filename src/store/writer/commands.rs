@@ -2,8 +2,9 @@
 //! while recording, docs/storage.md): the command channel and what each
 //! command does.
 
-use super::{err, wall_90k_now, StreamState, Writer, WriterCommand, WriterError, WriterStream};
+use super::{err, Writer, WriterCommand, WriterError, WriterStream, WriterStreamState};
 use crate::arena::RingReader;
+use crate::time::now_90k;
 use std::sync::mpsc;
 
 impl Writer {
@@ -47,9 +48,9 @@ impl Writer {
         let at = self
             .streams
             .iter()
-            .position(|st| st.s.priority < s.priority)
+            .position(|st| st.stream.priority < s.priority)
             .unwrap_or(self.streams.len());
-        self.streams.insert(at, StreamState::new(s));
+        self.streams.insert(at, WriterStreamState::new(s));
         Ok(())
     }
 
@@ -60,8 +61,8 @@ impl Writer {
         let i = self
             .streams
             .iter()
-            .position(|st| st.s.camera == camera && st.s.kind == kind)?;
-        self.closing_at = Some(wall_90k_now());
+            .position(|st| st.stream.camera == camera && st.stream.kind == kind)?;
+        self.closing_at = Some(now_90k());
         let written = self.write_stream(i, true);
         self.closing_at = None;
         if let Err(e) = written {
@@ -72,7 +73,7 @@ impl Writer {
         }
         self.close_recording(i, false);
         let st = self.streams.remove(i);
-        log::info!("writer: {} retired", st.s.label);
-        Some(st.s.ring)
+        log::info!("writer: {} retired", st.stream.label);
+        Some(st.stream.ring)
     }
 }

@@ -44,7 +44,7 @@ impl Writer {
         } else {
             0
         };
-        let ring = &st.s.ring;
+        let ring = &st.stream.ring;
         ring_bounds(ring, &mut self.bounds);
         let p = &mut self.pending;
         p.entries.clear();
@@ -98,7 +98,7 @@ impl Writer {
                     if pl.reanchored {
                         // Quirk: camera clocks jump, stop and run off; the
                         // wall clock wins (docs/storage.md, "The timeline").
-                        log::debug!("{}: frame re-anchored on the wall clock", st.s.label);
+                        log::debug!("{}: frame re-anchored on the wall clock", st.stream.label);
                     }
                     if pl.split {
                         // The hole shows between recordings; nothing is

@@ -2,7 +2,7 @@
 //! rotation), opening one at its place on the timeline and closing it.
 
 use super::plan::ring_bounds;
-use super::{err, OpenRecording, StreamState, Writer, WriterError, TICKS};
+use super::{err, OpenRecording, Writer, WriterError, WriterStreamState, TICKS};
 use crate::store::db::{RecordingRow, SampleEntry};
 use crate::store::db::{RECORDING_DISCONTINUITY, RECORDING_GAP, RECORDING_OPEN};
 use crate::store::format;
@@ -14,7 +14,7 @@ impl Writer {
     pub(super) fn write_stream(&mut self, i: usize, closing: bool) -> Result<(), WriterError> {
         loop {
             let st = &mut self.streams[i];
-            let available = st.s.ring.len();
+            let available = st.stream.ring.len();
             // The newest frame waits for its successor (its duration).
             let writable = if closing {
                 available
@@ -26,7 +26,7 @@ impl Writer {
             }
             // Decide where the recording boundaries fall and what the
             // first frame does.
-            let first = match st.s.ring.peek(0) {
+            let first = match st.stream.ring.peek(0) {
                 Some(f) => f,
                 None => return Ok(()),
             };
@@ -41,7 +41,7 @@ impl Writer {
                 }
             }
             let st = &mut self.streams[i];
-            let first = match st.s.ring.peek(0) {
+            let first = match st.stream.ring.peek(0) {
                 Some(f) => f,
                 None => return Ok(()),
             };
@@ -53,8 +53,8 @@ impl Writer {
                 if !first.meta.key || st.params.is_empty() {
                     // A recording starts with a key frame and known
                     // parameters; anything before is of no use to a player.
-                    st.s.ring.release(1);
-                    st.s.status.count_dropped();
+                    st.stream.ring.release(1);
+                    st.stream.status.count_dropped();
                     continue;
                 }
                 self.open_recording(i)?;
@@ -74,7 +74,7 @@ impl Writer {
 
     pub(super) fn should_rotate(&self, i: usize) -> bool {
         let st = &self.streams[i];
-        let (Some(rec), Some(f)) = (&st.rec, st.s.ring.peek(0)) else {
+        let (Some(rec), Some(f)) = (&st.rec, st.stream.ring.peek(0)) else {
             return false;
         };
         f.meta.key && rec.row.frames > 0 && rec.row.duration_90k >= rotate_after(st)
@@ -82,7 +82,7 @@ impl Writer {
 
     pub(super) fn open_recording(&mut self, i: usize) -> Result<(), WriterError> {
         let st = &mut self.streams[i];
-        if st.s.ring.is_empty() {
+        if st.stream.ring.is_empty() {
             return Ok(());
         }
         let sample_entry_id = match st.sample_entry_id {
@@ -105,10 +105,10 @@ impl Writer {
             }
         };
         let st = &mut self.streams[i];
-        let Some(first) = st.s.ring.peek(0) else {
+        let Some(first) = st.stream.ring.peek(0) else {
             return Ok(());
         };
-        let ring = &st.s.ring;
+        let ring = &st.stream.ring;
         ring_bounds(ring, &mut self.bounds);
         let bound = self.bounds.first().copied().unwrap_or(first.meta.wall_90k);
         // Start: the previous end when this continues it and the wall
@@ -121,7 +121,7 @@ impl Writer {
         };
         let correction_ppm = match st.prev_end_90k {
             Some(end) if start == end && continuing => {
-                timeline::drift_ppm(bound - end, st.s.segment_90k)
+                timeline::drift_ppm(bound - end, st.stream.segment_90k)
             }
             _ => 0,
         };
@@ -134,7 +134,7 @@ impl Writer {
         st.rec = Some(OpenRecording {
             row: RecordingRow {
                 id,
-                stream_id: st.s.stream_id,
+                stream_id: st.stream.stream_id,
                 open_id: self.open_id,
                 start_90k: start,
                 duration_90k: 0,
@@ -150,14 +150,14 @@ impl Writer {
             next_sequence: 0,
             params: {
                 let mut p = Vec::with_capacity(st.params.len() + 16);
-                format::encode_first_params(&st.s.camera, st.s.kind, &st.params, &mut p);
+                format::encode_first_params(&st.stream.camera, st.stream.kind, &st.params, &mut p);
                 p
             },
             correction_ppm,
             carry: 0,
             gap_pending: first.gap_before,
         });
-        log::debug!("{}: recording {id} starts", st.s.label);
+        log::debug!("{}: recording {id} starts", st.stream.label);
         Ok(())
     }
 
@@ -179,7 +179,7 @@ impl Writer {
         st.first_recording = false;
         log::debug!(
             "{}: recording {} closed: {} frames, {:.1} s",
-            st.s.label,
+            st.stream.label,
             rec.row.id,
             rec.row.frames,
             rec.row.duration_90k as f64 / TICKS as f64
@@ -190,10 +190,10 @@ impl Writer {
 
 /// How far into a recording (media time) the first key frame rotates it:
 /// `segment_seconds`, less the stagger for a stream's first recording.
-pub(super) fn rotate_after(st: &StreamState) -> i64 {
+pub(super) fn rotate_after(st: &WriterStreamState) -> i64 {
     if st.first_recording {
-        (st.s.segment_90k - st.s.stagger_90k).max(TICKS)
+        (st.stream.segment_90k - st.stream.stagger_90k).max(TICKS)
     } else {
-        st.s.segment_90k
+        st.stream.segment_90k
     }
 }

@@ -2,8 +2,9 @@
 //! sync and commit every sync interval (invariant 2), and write out
 //! everything at the end.
 
-use super::{wall_90k_now, Writer, WriterError, WriterStats};
+use super::{Writer, WriterError, WriterStats};
 use crate::stream::StopToken;
+use crate::time::now_90k;
 use std::time::Duration;
 
 /// How often the writer looks at its commands, the rings' fill and the
@@ -30,7 +31,7 @@ impl Writer {
             self.take_commands();
             let due = self.last_sync.elapsed() >= self.sync_interval;
             let pressed = self.streams.iter().any(|st| {
-                let r = st.s.ring.stats();
+                let r = st.stream.ring.stats();
                 r.capacity > 0 && r.used.saturating_mul(100) / r.capacity >= EARLY_WRITE_PERCENT
             });
             if due || pressed {
@@ -48,7 +49,7 @@ impl Writer {
             let to_sync = self.sync_interval.saturating_sub(self.last_sync.elapsed());
             std::thread::sleep(WRITER_POLL.min(to_sync).max(Duration::from_millis(20)));
         }
-        self.closing_at = Some(wall_90k_now());
+        self.closing_at = Some(now_90k());
         if let Err(e) = self
             .write_available(true)
             .and_then(|_| self.sync_and_commit())
@@ -83,7 +84,7 @@ impl Writer {
         if self.stats.last_error.as_deref() != Some(e.0.as_str()) {
             log::error!("writer: {e}");
             for st in &self.streams {
-                st.s.status.set_storage_error(Some(e.0.clone()));
+                st.stream.status.set_storage_error(Some(e.0.clone()));
             }
         }
         self.stats.last_error = Some(e.0);
@@ -103,7 +104,7 @@ impl Writer {
         if self.stats.last_error.is_some() {
             self.stats.last_error = None;
             for st in &self.streams {
-                st.s.status.set_storage_error(None);
+                st.stream.status.set_storage_error(None);
             }
         }
         Ok(())

@@ -14,7 +14,7 @@ impl Writer {
     pub(super) fn write_record(&mut self, i: usize, n: usize) -> Result<(), WriterError> {
         let payload_len: u64 = self.pending.entries.iter().map(|e| u64::from(e.size)).sum();
         let st = &mut self.streams[i];
-        let (Some(rec), Some(first)) = (st.rec.as_mut(), st.s.ring.peek(0)) else {
+        let (Some(rec), Some(first)) = (st.rec.as_mut(), st.stream.ring.peek(0)) else {
             return Ok(());
         };
         let is_first = rec.next_sequence == 0;
@@ -22,7 +22,7 @@ impl Writer {
             flags: if is_first { FLAG_FIRST } else { 0 }
                 | if rec.gap_pending { FLAG_GAP } else { 0 },
             generation: self.pos.generation,
-            stream_id: st.s.stream_id,
+            stream_id: st.stream.stream_id,
             recording_id: u64::try_from(rec.row.id).unwrap_or(0),
             sequence: rec.next_sequence,
             media_start_90k: first.meta.timestamp_90k,
@@ -34,7 +34,11 @@ impl Writer {
         };
         let mut iov: Vec<&[u8]> = Vec::with_capacity(n + 1);
         iov.push(&[]);
-        iov.extend((0..n).filter_map(|k| st.s.ring.peek(k)).map(|f| f.data));
+        iov.extend(
+            (0..n)
+                .filter_map(|k| st.stream.ring.peek(k))
+                .map(|f| f.data),
+        );
         header.encode(&iov[1..], &mut self.header_buf);
         self.pending.entries = header.frames;
         iov[0] = &self.header_buf;
@@ -44,10 +48,10 @@ impl Writer {
             // Cannot fit even an empty pool: drop the frames, count them.
             drop(iov);
             let st = &mut self.streams[i];
-            st.s.ring.release(n);
+            st.stream.ring.release(n);
             self.stats.frames_too_large += n as u64;
             for _ in 0..n {
-                st.s.status.count_dropped();
+                st.stream.status.count_dropped();
             }
             return Ok(());
         }
@@ -89,7 +93,7 @@ impl Writer {
             rec.row.key_frames += u32::from(e.key);
             rec.row.bytes += u64::from(e.size);
         }
-        st.s.ring.release(n);
+        st.stream.ring.release(n);
         if !self.unsynced.contains(&self.pos.pool) {
             self.unsynced.push(self.pos.pool);
         }

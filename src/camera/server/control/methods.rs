@@ -6,7 +6,7 @@ use super::super::route::{route, session_id};
 use super::super::transport::{parse_transport, Requested};
 use super::super::udp::{bind_udp_pair, local_port, UdpControl, UdpHandle, UdpSession, UdpState};
 use super::super::{random_u64, Slot, PUBLIC, SERVER};
-use super::{Conn, Reply, TcpSession};
+use super::{Answer, ControlConnection, TcpSession};
 use rtsp_types::{headers, Method, StatusCode};
 use smol::channel;
 use std::cell::Cell;
@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-impl Conn {
+impl ControlConnection {
     pub(super) fn handle(&mut self, req: &rtsp_types::Request<&[u8]>) {
         let now = Instant::now();
         self.last_request = now;
@@ -30,7 +30,7 @@ impl Conn {
             }
         }
         let reply = match method {
-            Method::Options => Reply::new(StatusCode::Ok).header(headers::PUBLIC, PUBLIC),
+            Method::Options => Answer::new(StatusCode::Ok).header(headers::PUBLIC, PUBLIC),
             Method::Describe
             | Method::Setup
             | Method::Play
@@ -48,7 +48,7 @@ impl Conn {
                 });
                 if !authorized {
                     let challenge = self.shared.auth.as_ref().map(|a| a.challenge());
-                    Reply::new(StatusCode::Unauthorized)
+                    Answer::new(StatusCode::Unauthorized)
                         .header(headers::WWW_AUTHENTICATE, challenge.unwrap_or_default())
                 } else {
                     match method {
@@ -60,15 +60,15 @@ impl Conn {
                     }
                 }
             }
-            _ => Reply::new(StatusCode::NotImplemented).header(headers::PUBLIC, PUBLIC),
+            _ => Answer::new(StatusCode::NotImplemented).header(headers::PUBLIC, PUBLIC),
         };
         self.write_reply(cseq, reply);
     }
 
-    fn describe(&mut self, req: &rtsp_types::Request<&[u8]>) -> Reply {
+    fn describe(&mut self, req: &rtsp_types::Request<&[u8]>) -> Answer {
         let (clip, base) = match route(self.shared.clips, req.request_uri()) {
             Ok(r) => r,
-            Err(status) => return Reply::new(status),
+            Err(status) => return Answer::new(status),
         };
         let origin = random_u64() >> 1;
         let sdp = format!(
@@ -87,31 +87,31 @@ impl Conn {
             media = clip.sdp_media,
             fps = clip.info.fps,
         );
-        let mut reply = Reply::new(StatusCode::Ok)
+        let mut reply = Answer::new(StatusCode::Ok)
             .header(headers::CONTENT_BASE, base)
             .header(headers::CONTENT_TYPE, "application/sdp");
         reply.body = sdp;
         reply
     }
 
-    fn setup(&mut self, req: &rtsp_types::Request<&[u8]>, session: Option<&str>) -> Reply {
+    fn setup(&mut self, req: &rtsp_types::Request<&[u8]>, session: Option<&str>) -> Answer {
         let (clip, _) = match route(self.shared.clips, req.request_uri()) {
             Ok(r) => r,
-            Err(status) => return Reply::new(status),
+            Err(status) => return Answer::new(status),
         };
         if session.is_some() || self.tcp.is_some() {
             // One track per session, one RTP/TCP session per connection.
-            return Reply::new(StatusCode::MethodNotValidInThisState);
+            return Answer::new(StatusCode::MethodNotValidInThisState);
         }
         let transport = req
             .header(&headers::TRANSPORT)
             .map(|v| v.as_str())
             .unwrap_or("");
         let Some(requested) = parse_transport(transport) else {
-            return Reply::new(StatusCode::UnsupportedTransport);
+            return Answer::new(StatusCode::UnsupportedTransport);
         };
         let Some(slot) = Slot::take(&self.shared, true) else {
-            return Reply::new(StatusCode::NotEnoughBandwidth);
+            return Answer::new(StatusCode::NotEnoughBandwidth);
         };
         let id = format!("{:016x}", random_u64());
         let out = Outgoing::new(clip, self.shared.epoch, self.shared.faults.clone());
@@ -132,12 +132,12 @@ impl Conn {
                     Ok(p) => p,
                     Err(e) => {
                         log::warn!("camera: cannot bind UDP ports: {e}");
-                        return Reply::new(StatusCode::InternalServerError);
+                        return Answer::new(StatusCode::InternalServerError);
                     }
                 };
                 let ports = (local_port(&rtp), local_port(&rtcp));
                 let Some(executor) = self.shared.executor.upgrade() else {
-                    return Reply::new(StatusCode::ServiceUnavailable);
+                    return Answer::new(StatusCode::ServiceUnavailable);
                 };
                 let (tx, rx) = channel::bounded(4);
                 let state = Rc::new(UdpState {
@@ -174,7 +174,7 @@ impl Conn {
             self.peer,
             clip.info.name
         );
-        Reply::new(StatusCode::Ok)
+        Answer::new(StatusCode::Ok)
             .header(headers::TRANSPORT, transport)
             .header(
                 headers::SESSION,
@@ -187,9 +187,9 @@ impl Conn {
         req: &rtsp_types::Request<&[u8]>,
         session: Option<&str>,
         now: Instant,
-    ) -> Reply {
+    ) -> Answer {
         let Some(id) = session else {
-            return Reply::new(StatusCode::SessionNotFound);
+            return Answer::new(StatusCode::SessionNotFound);
         };
         let (seq, rtptime) = if let Some(s) = self.tcp.as_mut().filter(|s| s.id == id) {
             s.out.start(now);
@@ -198,12 +198,12 @@ impl Conn {
             let _ = h.control.try_send(UdpControl::Play);
             h.state.rtp_info.get()
         } else {
-            return Reply::new(StatusCode::SessionNotFound);
+            return Answer::new(StatusCode::SessionNotFound);
         };
         let base = route(self.shared.clips, req.request_uri())
             .ok()
             .map(|(_, b)| b);
-        let mut reply = Reply::new(StatusCode::Ok)
+        let mut reply = Answer::new(StatusCode::Ok)
             .header(headers::SESSION, id.to_owned())
             .header(headers::RANGE, "npt=0.000-");
         if let Some(base) = base {
@@ -215,30 +215,30 @@ impl Conn {
         reply
     }
 
-    fn teardown(&mut self, session: Option<&str>) -> Reply {
+    fn teardown(&mut self, session: Option<&str>) -> Answer {
         let Some(id) = session else {
-            return Reply::new(StatusCode::SessionNotFound);
+            return Answer::new(StatusCode::SessionNotFound);
         };
         if self.tcp.as_ref().is_some_and(|s| s.id == id) {
             self.tcp = None;
         } else if self.shared.udp_sessions.borrow_mut().remove(id).is_none() {
             // Dropping the handle closes its channel, which ends the task.
-            return Reply::new(StatusCode::SessionNotFound);
+            return Answer::new(StatusCode::SessionNotFound);
         }
         log::debug!("camera: {} tore down session {id}", self.peer);
-        Reply::new(StatusCode::Ok)
+        Answer::new(StatusCode::Ok)
     }
 
-    fn keep_alive(&mut self, session: Option<&str>) -> Reply {
+    fn keep_alive(&mut self, session: Option<&str>) -> Answer {
         match session {
-            None => Reply::new(StatusCode::Ok),
+            None => Answer::new(StatusCode::Ok),
             Some(id)
                 if self.tcp.as_ref().is_some_and(|s| s.id == id)
                     || self.shared.udp_sessions.borrow().contains_key(id) =>
             {
-                Reply::new(StatusCode::Ok).header(headers::SESSION, id.to_owned())
+                Answer::new(StatusCode::Ok).header(headers::SESSION, id.to_owned())
             }
-            Some(_) => Reply::new(StatusCode::SessionNotFound),
+            Some(_) => Answer::new(StatusCode::SessionNotFound),
         }
     }
 }
