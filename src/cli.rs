@@ -17,8 +17,9 @@ vigil - a lean network video recorder
 usage: vigil [-c CONFIG] [-v|-q] <command> [options]
 
 commands:
-  demo [--data DIR] [--listen ADDR]   record the built-in camera (zero setup)
-  run [--daemon] [--pidfile P] [--log FILE]
+  demo [--data DIR] [--listen ADDR] [--seconds N]
+                                       record the built-in camera and serve the page
+  run [--seconds N] [--daemon] [--pidfile P] [--log FILE]
                                        record every configured camera
   init [--data DIR]                    create the storage (pool files, database)
   status [--json]                      storage use, retention, last recording per stream
@@ -49,8 +50,9 @@ usage: vigil demo [--data DIR] [--listen ADDR] [--seconds N]
 
 Starts the built-in simulated camera on loopback and records its H.264,
 H.265 and MJPEG streams into DIR (default ./vigil-demo) until
-SIGINT/SIGTERM (or for N seconds). ADDR (default 127.0.0.1:8080) is used
-once the web page lands.
+SIGINT/SIGTERM (or for N seconds), and serves the web page and the API
+on ADDR (default 127.0.0.1:8080, authentication off), which it prints
+as an `open http://...` line.
 ";
 
 const RUN_HELP: &str = "\

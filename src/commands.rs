@@ -134,12 +134,7 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, starte
             ),
         }
     }
-    if !cfg.http.auth {
-        log::warn!(
-            "http: authentication is off ([http] auth = false): anyone who can reach {} can watch",
-            cfg.http.listen
-        );
-    } else {
+    if cfg.http.auth {
         warn_without_admin(cfg);
     }
     let control = recorder.control();
@@ -153,6 +148,22 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, starte
         }
     };
     log::info!("http: listening on {}", http.local_addr());
+    if config_path.is_none() {
+        // `vigil demo` (no config file): where to look, on a line of its
+        // own on stdout, not lost among the log lines.
+        let mut addr = http.local_addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip([127, 0, 0, 1].into());
+        }
+        println!("\nopen http://{addr}/\n");
+    }
+    if !cfg.http.auth {
+        // The address bound, not the configured one (which may say port 0).
+        log::warn!(
+            "http: authentication is off ([http] auth = false): anyone who can reach {} can watch",
+            http.local_addr()
+        );
+    }
     let stall = Duration::from_secs(cfg.system.hw_watchdog_stall_s.into());
     let mut hw = cfg.system.hw_watchdog.as_deref().and_then(|p| {
         HwWatchdog::open(p, recorder.writer_commands(), stall, watchdog::PET_EVERY)
@@ -463,15 +474,30 @@ pub fn list(
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let Some(s) = streams
+    // An unknown camera is a mistake (exit 2); a known one with nothing
+    // recorded yet is an empty list.
+    let known =
+        cfg.cameras.iter().any(|c| c.name == camera) || streams.iter().any(|s| s.camera == camera);
+    if !known {
+        let names: Vec<&str> = cfg.cameras.iter().map(|c| c.name.as_str()).collect();
+        eprintln!(
+            "vigil: no camera {camera} (cameras: {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
+        return USAGE;
+    }
+    let rows = match streams
         .iter()
         .find(|s| s.camera == camera && s.kind == stream)
-    else {
-        return fail(format!("no recordings of {camera}/{stream}"));
-    };
-    let rows = match db.recordings(s.id, start, end) {
-        Ok(r) => r,
-        Err(e) => return fail(e),
+        .map(|s| db.recordings(s.id, start, end))
+    {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return fail(e),
+        None => Vec::new(),
     };
     if json {
         let items: Vec<String> = rows
@@ -496,9 +522,17 @@ pub fn list(
         println!("[{}]", items.join(","));
         return OK;
     }
+    if rows.is_empty() {
+        println!("no recordings of {camera}/{stream} in that range");
+        return OK;
+    }
+    println!(
+        "{:>8}  {:<25}  {:>9}  {:>13}  {:>16}",
+        "id", "start", "duration", "frames", "bytes"
+    );
     for r in &rows {
         println!(
-            "{:>8}  {}  {:>7.2} s  {:>6} frames  {:>10} bytes{}",
+            "{:>8}  {:<25}  {:>7.2} s  {:>6} frames  {:>10} bytes{}",
             r.id,
             format_90k(r.start_90k),
             r.duration_90k as f64 / TICKS as f64,
@@ -625,7 +659,11 @@ pub fn user(
     };
     let new_password = |name: &str| -> Result<String, u8> {
         let pw = prompt::read_new_password(&format!("New password for {name}")).map_err(fail)?;
-        password::check_new(&pw).map_err(|why| fail(format!("password: {why}")))?;
+        // A password the rules refuse is bad input, like a bad name: 2.
+        password::check_new(&pw).map_err(|why| {
+            eprintln!("vigil: password: {why}");
+            USAGE
+        })?;
         password::hash(&pw).map_err(fail)
     };
     let now = auth::now_s();

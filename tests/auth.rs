@@ -654,7 +654,7 @@ fn vigil_user_while_vigil_run_serves_and_no_password_is_logged() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("already exists"), "{out}");
     let (code, out) = user_cmd(&dir, &["add", "shorty"], "short\n");
-    assert_eq!(code, 1, "{out}");
+    assert_eq!(code, 2, "{out}");
     assert!(
         out.contains("too short") && !out.contains("short\n"),
         "{out}"

@@ -415,3 +415,83 @@ fn watchdog_restarts_a_camera_that_stops_sending_but_stays_connected() {
     assert!(status.success(), "{status:?}\n{}", v.dump());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `vigil list`: an unknown camera is a usage error that names the known
+/// ones; a known camera with nothing recorded is an empty list, not an
+/// error; the table has a header.
+#[test]
+fn list_tells_an_unknown_camera_from_an_empty_one() {
+    let dir = temp_dir("daemon-list");
+    let cfg = config(&dir, 0, "", &camera("a", "rtsp://127.0.0.1:9/x"));
+    assert!(vigil(&cfg, &["init"]).status.success());
+    let out = vigil(&cfg, &["list", "--camera", "zz"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no camera zz (cameras: a)"), "{err}");
+    let out = vigil(&cfg, &["list", "--camera", "a"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no recordings of a/main"));
+    let out = vigil(&cfg, &["list", "--camera", "a", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// With `listen = "127.0.0.1:0"` the warning that authentication is off
+/// names the port actually bound, the one the user can reach.
+#[test]
+fn auth_off_warning_names_the_bound_address() {
+    let dir = temp_dir("daemon-authoff");
+    let cfg = config(&dir, 0, "", "");
+    let mut v = Vigil::start(&cfg, &[]);
+    let listening = v.wait_log(&["http: listening on"]);
+    let addr = listening.rsplit(' ').next().unwrap().to_owned();
+    assert!(!addr.ends_with(":0"), "{listening}");
+    let warning = v.wait_log(&["authentication is off"]);
+    assert!(
+        warning.contains(&format!("reach {addr} can watch")),
+        "{warning}"
+    );
+    v.signal(libc::SIGINT);
+    let status = wait_for(T, "vigil to exit", || v.child.try_wait().ok().flatten());
+    assert!(status.success(), "{status:?}\n{}", v.dump());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `vigil demo` says where to look on a line of its own, with the port
+/// it actually serves on.
+#[test]
+fn demo_prints_where_to_open_the_page() {
+    let dir = temp_dir("daemon-demo");
+    let data = dir.join("demo");
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--seconds",
+            "2",
+            "--data",
+        ])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("open http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no open line in {stdout:?}"));
+    let port: u16 = line
+        .trim_start_matches("open http://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    assert_ne!(port, 0, "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -157,7 +157,9 @@ impl Control {
         if !name.is_empty() && self.running.has_camera(&name) {
             return Err(ControlError::Edit(EditError::Exists(name)));
         }
-        let cam = self.edit(&name, |text, base| write::add_camera(text, base, fields))?;
+        let cam = self.edit(&name, "added", |text, base| {
+            write::add_camera(text, base, fields)
+        })?;
         cam.ok_or_else(|| ControlError::Apply("the new camera is not in it".into()))
     }
 
@@ -169,7 +171,7 @@ impl Control {
         name: &str,
         patch: &[(String, Option<Value>)],
     ) -> Result<Camera, ControlError> {
-        let cam = self.edit(name, |text, base| {
+        let cam = self.edit(name, "changed", |text, base| {
             write::change_camera(text, base, name, patch)
         })?;
         cam.ok_or_else(|| ControlError::Apply("the camera is not in it".into()))
@@ -179,7 +181,9 @@ impl Control {
     /// stay until the ring reclaims them. A camera that runs but is no
     /// longer in the file (an SSH edit not reloaded yet) is just stopped.
     pub fn remove_camera(&self, name: &str) -> Result<(), ControlError> {
-        match self.edit(name, |text, base| write::remove_camera(text, base, name)) {
+        match self.edit(name, "removed", |text, base| {
+            write::remove_camera(text, base, name)
+        }) {
             Err(ControlError::Edit(EditError::NotFound(_))) if self.running.has_camera(name) => {
                 let mut st = self.lock();
                 if st.stopped {
@@ -197,10 +201,12 @@ impl Control {
     }
 
     /// Edits the config text with `f`, writes it back, and makes camera
-    /// `name` run as the new text says. Returns it as it now is.
+    /// `name` run as the new text says (`what` was done to it: added,
+    /// changed, removed, for the log). Returns it as it now is.
     fn edit(
         &self,
         name: &str,
+        what: &str,
         f: impl FnOnce(&str, &Path) -> Result<Edited, EditError>,
     ) -> Result<Option<Camera>, ControlError> {
         let mut st = self.lock();
@@ -223,10 +229,7 @@ impl Control {
                 write::write_atomic(&path, &edited.text).map_err(|e| {
                     ControlError::File(format!("cannot write {}: {e}", path.display()))
                 })?;
-                log::info!(
-                    "{}: camera {name:?} changed through the API",
-                    path.display()
-                );
+                log::info!("{}: camera {name:?} {what} through the API", path.display());
                 edited
             }
             None => {

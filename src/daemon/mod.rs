@@ -139,11 +139,25 @@ fn join_until<T>(t: Option<JoinHandle<T>>, deadline: Instant, timeout: Duration)
 pub fn log_summary(statuses: &[Arc<StreamStatus>]) {
     for s in statuses {
         let n = s.snapshot();
+        let last_error = n
+            .last_error
+            .as_ref()
+            .map(|e| format!(", last error: {e}"))
+            .unwrap_or_default();
+        if n.codec.is_none() {
+            // Nothing received yet: no size, rate or bitrate to show.
+            log::info!(
+                "{}: {}, no video yet{last_error}",
+                s.label(),
+                n.state.name()
+            );
+            continue;
+        }
         let fps = n
             .fps_milli
             .map(|f| format!("{:.1} fps", f64::from(f) / 1000.0));
         log::info!(
-            "{}: {} {} {}x{} {} {} kbit/s, {} frames ({} key), {} lost packets, {} dropped frames{}",
+            "{}: {} {} {}x{} {} {} kbit/s, {} frames ({} key), {} lost packets, {} dropped frames{last_error}",
             s.label(),
             n.state.name(),
             n.codec.map_or("-", |c| c.name()),
@@ -155,7 +169,6 @@ pub fn log_summary(statuses: &[Arc<StreamStatus>]) {
             n.key_frames,
             n.packets_lost,
             n.frames_dropped,
-            n.last_error.map(|e| format!(", last error: {e}")).unwrap_or_default(),
         );
     }
 }
