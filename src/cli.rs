@@ -30,6 +30,8 @@ commands:
   check [--level presence|size|crc] [--repair] [--rebuild-index]
                                        verify the index against the pool files
   config check                         validate the config, print effective values
+  config init [--board a1|t31|armv7|x86]
+                                       write a commented starter config
   camera [--listen ADDR] [--auth basic|digest --user U --password P]
          [--bitrate-kbps N]            serve the built-in simulated camera over RTSP
   user add|del|passwd|role|list [NAME] [--role admin|viewer]
@@ -122,10 +124,16 @@ Exit status 0 when clean, 1 when problems remain.
 
 const CONFIG_HELP: &str = "\
 usage: vigil [-c CONFIG] config check
+       vigil [-c CONFIG] config init [--board a1|t31|armv7|x86]
 
-Validates the config file and prints the effective values, defaults
-filled in, passwords shown as ***. Exit status 2 on an error, which names
-the file, the line and the key.
+check: validates the config file and prints the effective values,
+defaults filled in, passwords shown as ***. Exit status 2 on an error,
+which names the file, the line and the key.
+
+init: writes a commented starter config to CONFIG (default ./vigil.toml;
+an existing file is never overwritten): one sized for a board (Ingenic A1
+or T31, a Raspberry Pi class ARMv7 board, an x86 box), else a small
+generic one recording into ./vigil-data. Then add your cameras to it.
 ";
 
 const CAMERA_HELP: &str = "\
@@ -187,6 +195,10 @@ pub enum Command {
         log: Option<PathBuf>,
     },
     ConfigCheck,
+    /// Writes a starter config (for `board`, else a generic one).
+    ConfigInit {
+        board: Option<String>,
+    },
     Init {
         data: Option<PathBuf>,
     },
@@ -525,7 +537,15 @@ fn command(words: &[String]) -> Result<Command, UsageError> {
         }
         "config" => match rest.first().map(String::as_str) {
             Some("check") if rest.len() == 1 => Ok(Command::ConfigCheck),
-            _ => Err(UsageError("usage: vigil config check".into())),
+            Some("init") => {
+                let o = Options::new("config init", &rest[1..], &["--board"])?;
+                Ok(Command::ConfigInit {
+                    board: o.get("--board").map(str::to_owned),
+                })
+            }
+            _ => Err(UsageError(
+                "usage: vigil config check | vigil config init [--board a1|t31|armv7|x86]".into(),
+            )),
         },
         "camera" => {
             let o = Options::new(

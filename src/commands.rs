@@ -741,3 +741,47 @@ pub fn user(
         },
     }
 }
+
+/// The starter configs `vigil config init` writes, by `--board` name.
+const STARTERS: [(&str, &str); 5] = [
+    ("generic", include_str!("../board-configs/starter.toml")),
+    ("a1", include_str!("../board-configs/ingenic-a1.toml")),
+    ("t31", include_str!("../board-configs/ingenic-t31.toml")),
+    ("armv7", include_str!("../board-configs/rpi-armv7.toml")),
+    ("x86", include_str!("../board-configs/x86-test.toml")),
+];
+
+/// `vigil config init`: a commented starter config at `path`, never over
+/// an existing file.
+pub fn config_init(path: &Path, board: Option<&str>) -> u8 {
+    let name = board.unwrap_or("generic");
+    let Some((_, text)) = STARTERS.iter().find(|(n, _)| *n == name) else {
+        eprintln!("vigil: --board {name:?}: one of a1, t31, armv7, x86");
+        return USAGE;
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path);
+    let written = file.and_then(|mut f| {
+        use std::io::Write as _;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    match written {
+        Ok(()) => {
+            println!(
+                "wrote {} ({name}): add your cameras ([[camera]] name, url), then `vigil -c {} config check` and `vigil -c {} run`",
+                path.display(),
+                path.display(),
+                path.display()
+            );
+            OK
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!("vigil: {} exists already: not overwritten", path.display());
+            USAGE
+        }
+        Err(e) => fail(format!("{}: {e}", path.display())),
+    }
+}

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
             println!("vigil {}", env!("CARGO_PKG_VERSION"));
             commands::OK
         }
+        Command::ConfigInit { board } => commands::config_init(&config_path, board.as_deref()),
         Command::ConfigCheck => match config::load(&config_path) {
             Ok(c) => {
                 eprintln!("{}: ok", config_path.display());

@@ -495,3 +495,36 @@ fn demo_prints_where_to_open_the_page() {
     assert_ne!(port, 0, "{line}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `vigil config init` writes a starter config that `config check`
+/// accepts, for a board too, never over an existing file; a missing config
+/// file's error points at it.
+#[test]
+fn config_init_writes_a_starter_config() {
+    let dir = temp_dir("daemon-config-init");
+    let cfg = dir.join("vigil.toml");
+    let out = vigil(&cfg, &["run"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vigil config init"));
+    assert!(vigil(&cfg, &["config", "init"]).status.success());
+    let check = vigil(&cfg, &["config", "check"]);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let again = vigil(&cfg, &["config", "init", "--board", "t31"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let t31 = dir.join("t31.toml");
+    assert!(vigil(&t31, &["config", "init", "--board", "t31"])
+        .status
+        .success());
+    assert!(std::fs::read_to_string(&t31)
+        .unwrap()
+        .contains("Ingenic T31"));
+    assert!(vigil(&t31, &["config", "check"]).status.success());
+    let bad = vigil(&dir.join("x.toml"), &["config", "init", "--board", "zz"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -230,7 +230,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         file: Some(path.to_owned()),
         line: None,
         key: String::new(),
-        message: format!("cannot read the config file: {e}"),
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "cannot read the config file: {e} (`vigil config init` writes a starter one; \
+                 `vigil demo` runs without one)"
+            )
+        } else {
+            format!("cannot read the config file: {e}")
+        },
     })?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
     parse_str(&text, base).map_err(|mut e| {
