@@ -528,3 +528,30 @@ fn config_init_writes_a_starter_config() {
     assert_eq!(bad.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `vigil check` while `vigil run` records says which process holds the
+/// storage and what to do; `vigil status` works alongside it.
+#[test]
+fn check_while_running_names_the_process_holding_the_storage() {
+    let dir = temp_dir("daemon-check-busy");
+    let cfg = config(&dir, 0, "", "");
+    let mut v = Vigil::start(&cfg, &[]);
+    v.wait_log(&["http: listening on"]);
+    let out = vigil(&cfg, &["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("(pid {})", v.child.id())) && err.contains("stop that process first"),
+        "{err}"
+    );
+    let status = vigil(&cfg, &["status"]);
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    v.signal(libc::SIGINT);
+    let exit = wait_for(T, "vigil to exit", || v.child.try_wait().ok().flatten());
+    assert!(exit.success(), "{exit:?}\n{}", v.dump());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -104,12 +104,37 @@ pub(crate) fn lock(dir: &Path) -> Result<File, String> {
     // SAFETY: flock on a descriptor we own; no memory is involved.
     let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if r != 0 {
+        let who = lock_holder(&f).map_or_else(
+            || "another Vigil process".to_owned(),
+            |pid| format!("another Vigil process (pid {pid})"),
+        );
         return Err(format!(
-            "{} is in use by another Vigil process (its lock is held)",
+            "{} is in use by {who}, which holds its lock: stop that process first \
+             (`vigil check` and `vigil init` need the storage to themselves; \
+             `vigil status` and `vigil list` work alongside it)",
             dir.display()
         ));
     }
     Ok(f)
+}
+
+/// The pid holding the flock on `f`, from `/proc/locks` (Linux), when it
+/// can be told.
+fn lock_holder(f: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = f.metadata().ok()?;
+    let inode = meta.ino();
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF": pid, then
+    // major:minor:inode of the file.
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let file_inode: u64 = fields.get(5)?.rsplit(':').next()?.parse().ok()?;
+        (file_inode == inode).then(|| fields.get(4)?.parse().ok())?
+    })
 }
 
 /// Opens the storage for writing: creates it if the directory is new,
