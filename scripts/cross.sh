@@ -64,14 +64,16 @@ install_packages() {
     [ -z "$missing" ] && return 0
     command -v apt-get >/dev/null 2>&1 || die "needs Debian/Ubuntu (apt-get) for:$missing"
     [ "$(id -u)" = 0 ] || die "run as root once to install:$missing"
-    say "installing$missing"
-    apt-get update -qq
+    say "apt-get install (cross compilers and qemu for the board targets):$missing"
+    apt-get update -q
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
 }
 
 install_rust_src() {
-    rustup component list --installed 2>/dev/null | grep -q '^rust-src' || rustup component add rust-src
+    rustup component list --installed 2>/dev/null | grep -q '^rust-src' && return 0
+    say "rustup component add rust-src (std is built from source for the board targets)"
+    rustup component add rust-src
 }
 
 # The musl C library for the target, from Debian's own package, unpacked
