@@ -181,6 +181,9 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, starte
         "start-up: recording and serving {} ms after start",
         started.elapsed().as_millis()
     );
+    // The demo's terminal stays readable: a status line a minute there,
+    // every 10 s for a recorder whose log goes to a file or journal.
+    let summary_every = Duration::from_secs(if config_path.is_none() { 60 } else { 10 });
     let soft = SoftWatchdog::new(Duration::from_secs(cfg.system.stream_timeout_s.into()));
     let mut first_frame = false;
     let mut last_watch = Instant::now();
@@ -213,7 +216,7 @@ fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, starte
         if let Some(w) = &mut hw {
             w.tick(&statuses);
         }
-        if last_summary.elapsed() >= Duration::from_secs(10) {
+        if last_summary.elapsed() >= summary_every {
             daemon::log_summary(&statuses);
             last_summary = Instant::now();
         }
