@@ -109,6 +109,12 @@ pub fn run(config_path: &Path, seconds: Option<u32>, opts: &RunOptions) -> u8 {
 /// `started`: when the command started, for the start-up times logged.
 fn record(cfg: &Config, config_path: Option<&Path>, seconds: Option<u32>, started: Instant) -> u8 {
     crate::signals::install();
+    let mut sized = cfg.clone();
+    match store::open::size_ring(&mut sized.storage) {
+        Ok(line) => log::info!("{line}"),
+        Err(e) => return fail(e),
+    }
+    let cfg = &sized;
     let storage = match store::open::open_for_writing(&cfg.storage) {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -326,6 +332,9 @@ pub fn init(config_path: &Path, data: Option<&Path>) -> u8 {
     if let Some(d) = data {
         cfg.storage.db = d.join("vigil.db");
         cfg.storage.path = d.to_owned();
+    }
+    if let Err(e) = store::open::size_ring(&mut cfg.storage) {
+        return fail(e);
     }
     match store::open::init(&cfg.storage) {
         Ok(uuid) => {

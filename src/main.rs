@@ -28,11 +28,18 @@ fn main() -> ExitCode {
         }
         Command::ConfigInit { board } => commands::config_init(&config_path, board.as_deref()),
         Command::ConfigCheck => match config::load(&config_path) {
-            Ok(c) => {
-                eprintln!("{}: ok", config_path.display());
-                print!("{}", c.to_effective_toml());
-                commands::OK
-            }
+            Ok(mut c) => match vigil::store::open::size_ring(&mut c.storage) {
+                Ok(ring) => {
+                    eprintln!("{}: ok", config_path.display());
+                    eprintln!("{ring}");
+                    print!("{}", c.to_effective_toml());
+                    commands::OK
+                }
+                Err(e) => {
+                    eprintln!("vigil: {}: {e}", config_path.display());
+                    commands::USAGE
+                }
+            },
             Err(e) => {
                 eprintln!("vigil: {e}");
                 commands::USAGE

@@ -555,3 +555,60 @@ fn check_while_running_names_the_process_holding_the_storage() {
     assert!(exit.success(), "{exit:?}\n{}", v.dump());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With no size in the config the ring is sized from the free space (and
+/// says so); a size larger than the free space is refused before any pool
+/// file is made; `config check` says what the ring will take.
+#[test]
+fn ring_sized_from_free_space_and_never_past_it() {
+    let dir = temp_dir("daemon-ring-size");
+    let cfg = dir.join("vigil.toml");
+    std::fs::write(&cfg, "[storage]\npath = \"data\"\n").unwrap();
+    let out = vigil(&cfg, &["config", "check"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains("no pool_size_mb or pools in the config"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let total_mb: u64 = line
+        .split(" = ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((32..=4096).contains(&total_mb), "{line}");
+    let init = vigil(&cfg, &["init"]);
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let pools = std::fs::read_dir(dir.join("data"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("pool-")
+        })
+        .count();
+    assert_eq!(pools, 16);
+    let again = vigil(&cfg, &["config", "check"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("(as created)"));
+
+    let big = dir.join("big.toml");
+    std::fs::write(
+        &big,
+        "[storage]\npath = \"big\"\npool_size_mb = 1048576\npools = 1048576\n",
+    )
+    .unwrap();
+    let out = vigil(&big, &["config", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MiB are free"));
+    let out = vigil(&big, &["init"]);
+    assert!(!out.status.success());
+    assert!(!dir.join("big").join("pool-000.bin").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -51,6 +51,9 @@ pub struct Storage {
     pub pool_size_mb: u32,
     pub pools: u32,
     pub sync_interval_ms: u32,
+    /// Neither `pool_size_mb` nor `pools` is in the file: the ring is sized
+    /// from the free space when it is created (`store::open::size_ring`).
+    pub sized_by_default: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

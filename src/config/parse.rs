@@ -89,10 +89,13 @@ impl<'t> Walker<'t> {
             Some(db) => base.join(db),
             None => path.join("vigil.db"),
         };
+        let pool_size_mb = s.int("pool_size_mb", 1, 1 << 20)?;
+        let pools = s.int("pools", 2, 1 << 20)?;
         let storage = Storage {
             db,
-            pool_size_mb: s.int("pool_size_mb", 1, 1 << 20)?.unwrap_or(256),
-            pools: s.int("pools", 2, 1 << 20)?.unwrap_or(16),
+            sized_by_default: pool_size_mb.is_none() && pools.is_none(),
+            pool_size_mb: pool_size_mb.unwrap_or(256),
+            pools: pools.unwrap_or(16),
             sync_interval_ms: s.int("sync_interval_ms", 100, 600_000)?.unwrap_or(2000),
             path,
         };

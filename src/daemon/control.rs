@@ -282,13 +282,17 @@ impl Control {
             log::warn!("reload: there is no config file to reload (vigil demo)");
             return Err("there is no config file to reload".into());
         };
-        let new = match config::load(&path) {
+        let mut new = match config::load(&path) {
             Ok(c) => c,
             Err(e) => {
                 log::error!("reload: {e}; keeping the running config");
                 return Err(e.to_string());
             }
         };
+        if new.storage.sized_by_default {
+            // Compared as the running ring was sized, from its pools.
+            let _ = crate::store::open::size_ring(&mut new.storage);
+        }
         let mut report = ReloadReport::default();
         let old = &st.config;
         for (section, same) in [

@@ -4,7 +4,7 @@
 
 use super::db::{Db, WriterPosition};
 use super::format;
-use super::pool::Pools;
+use super::pool::{pool_path, Pools};
 use super::recover::{self, RecoveryStats};
 use crate::config::Storage as StorageConfig;
 use std::fs::File;
@@ -135,6 +135,116 @@ fn lock_holder(f: &File) -> Option<u32> {
         let file_inode: u64 = fields.get(5)?.rsplit(':').next()?.parse().ok()?;
         (file_inode == inode).then(|| fields.get(4)?.parse().ok())?
     })
+}
+
+/// The ring when the config names no size: 16 pools of 256 MiB, or less
+/// where the disk has less room.
+const DEFAULT_POOLS: u32 = 16;
+const DEFAULT_POOL_MB: u64 = 256;
+/// Of the free space, what a ring sized by default may take.
+const FREE_SHARE_PERCENT: u64 = 75;
+/// Below this, a ring would hold too little video to be worth it.
+const MIN_RING_MB: u64 = 32;
+
+/// Sizes the ring before the storage is opened or created: with no size
+/// in the config (`sized_by_default`), the pools that exist, else 3/4 of
+/// the free space up to 16 x 256 MiB; with a size, it must fit in the
+/// free space. Returns a line saying what the ring takes.
+pub fn size_ring(cfg: &mut StorageConfig) -> Result<String, String> {
+    let existing = existing_pools(&cfg.path);
+    let mib = |b: u64| b / MIB;
+    if cfg.sized_by_default {
+        if let Some((pools, bytes)) = existing.filter(|&(n, b)| n >= 2 && b >= MIB) {
+            cfg.pools = pools;
+            cfg.pool_size_mb = u32::try_from(mib(bytes)).unwrap_or(u32::MAX);
+            return Ok(format!(
+                "storage: {} pools of {} MiB in {} (as created)",
+                cfg.pools,
+                cfg.pool_size_mb,
+                cfg.path.display()
+            ));
+        }
+        let free = free_bytes(&cfg.path)?;
+        let ring_mb =
+            (mib(free) * FREE_SHARE_PERCENT / 100).min(u64::from(DEFAULT_POOLS) * DEFAULT_POOL_MB);
+        if ring_mb < MIN_RING_MB {
+            return Err(format!(
+                "{}: only {} MiB free, too little for a ring of video; free some space or set \
+                 [storage] pool_size_mb and pools",
+                cfg.path.display(),
+                mib(free)
+            ));
+        }
+        cfg.pools = DEFAULT_POOLS;
+        cfg.pool_size_mb = u32::try_from(ring_mb / u64::from(DEFAULT_POOLS)).unwrap_or(u32::MAX);
+        return Ok(format!(
+            "storage: no pool_size_mb or pools in the config: {} pools of {} MiB = {} MiB in {} \
+             (at most 3/4 of the {} MiB free, at most 4 GiB; set them to choose)",
+            cfg.pools,
+            cfg.pool_size_mb,
+            u64::from(cfg.pools) * u64::from(cfg.pool_size_mb),
+            cfg.path.display(),
+            mib(free)
+        ));
+    }
+    let want = u64::from(cfg.pools) * pool_bytes(cfg);
+    let have = existing.map_or(0, |(n, b)| u64::from(n) * b);
+    if want > have {
+        let free = free_bytes(&cfg.path)?;
+        if want - have > free {
+            return Err(format!(
+                "{}: the ring of {} pools of {} MiB needs {} MiB more but {} MiB are free: \
+                 lower [storage] pools or pool_size_mb",
+                cfg.path.display(),
+                cfg.pools,
+                cfg.pool_size_mb,
+                mib(want - have),
+                mib(free)
+            ));
+        }
+    }
+    Ok(format!(
+        "storage: {} pools of {} MiB = {} MiB in {}",
+        cfg.pools,
+        cfg.pool_size_mb,
+        mib(want),
+        cfg.path.display()
+    ))
+}
+
+/// How many pool files exist in `dir` and the size of the first.
+fn existing_pools(dir: &Path) -> Option<(u32, u64)> {
+    let first = std::fs::metadata(pool_path(dir, 0)).ok()?.len();
+    let mut n = 0;
+    while pool_path(dir, n).exists() {
+        n += 1;
+    }
+    Some((n, first))
+}
+
+/// Free bytes for an unprivileged writer on the file system of `path`
+/// (or of its nearest existing parent, before it is created).
+fn free_bytes(path: &Path) -> Result<u64, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = path
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("."));
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| format!("{}: a path with a NUL byte", path.display()))?;
+    // SAFETY: statvfs writes into the zeroed struct we own; `c` is a valid
+    // NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(format!(
+            "{}: cannot read the free space: {}",
+            p.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // Explicit widening: the fields are 32-bit on 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// Opens the storage for writing: creates it if the directory is new,
