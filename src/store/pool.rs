@@ -279,7 +279,7 @@ impl Pools {
             drop(f);
             std::fs::rename(&tmp, &path).map_err(with_path)?;
             created = true;
-            log::info!("created {} ({size} bytes)", path.display());
+            log::debug!("created {} ({size} bytes)", path.display());
         }
         if created {
             sync_dir(dir)?;
