@@ -22,14 +22,16 @@
 //! every camera's recording.
 
 use std::io;
+use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Mutex;
-use std::time::Instant;
 
 /// How often every lent session is drained, whatever its rate: the one
-/// receive tick, [`crate::stream::ticker::TICK`], the UDP streams' too.
+/// receive tick, [`crate::stream::ticker::TICK`], the UDP streams' too,
+/// kept by the one ticker thread whose socket is in this thread's epoll
+/// set.
 /// It is what a frame may wait in the kernel before Vigil has it (live
 /// viewers see it that much later; a crash may lose that much more than
 /// the sync interval).
@@ -39,6 +41,8 @@ pub use crate::stream::ticker::TICK;
 const MAX_EVENTS: usize = 32;
 /// The epoll token of the wake-up eventfd (job tokens are slot indexes).
 const WAKE_TOKEN: u64 = u64::MAX;
+/// The epoll token of the process's ticker (`stream::ticker`).
+const TICK_TOKEN: u64 = u64::MAX - 1;
 
 /// A session lent to the ingest thread.
 pub trait Job: Send {
@@ -110,12 +114,15 @@ fn start() -> io::Result<Handle> {
     let wake = unsafe { OwnedFd::from_raw_fd(wake) };
     epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, wake.as_raw_fd(), WAKE_TOKEN)?;
     let thread_wake = wake.try_clone()?;
+    // The process's one clock, not a timer of this thread's own.
+    let ticks = crate::stream::ticker::subscribe_raw()?;
+    epoll_ctl(&epoll, libc::EPOLL_CTL_ADD, ticks.as_raw_fd(), TICK_TOKEN)?;
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("ingest".into())
         // Frames are copied into the sinks' own buffers; nothing big here.
         .stack_size(128 * 1024)
-        .spawn(move || run(epoll, thread_wake, rx))?;
+        .spawn(move || run(epoll, thread_wake, ticks, rx))?;
     log::debug!("ingest thread started");
     Ok(Handle { jobs: tx, wake })
 }
@@ -191,29 +198,28 @@ impl Slots {
     }
 }
 
-fn run(epoll: OwnedFd, wake: OwnedFd, jobs: mpsc::Receiver<Box<dyn Job>>) {
+fn run(
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    mut ticks: std::os::unix::net::UnixStream,
+    jobs: mpsc::Receiver<Box<dyn Job>>,
+) {
     let mut slots = Slots {
         epoll,
         jobs: Vec::new(),
         live: 0,
     };
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
-    let mut next_tick = Instant::now() + TICK;
     loop {
-        let timeout = if slots.live == 0 {
-            -1
-        } else {
-            let left = next_tick.saturating_duration_since(Instant::now());
-            // Rounded up, so a tick due in 0.3 ms does not spin.
-            left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
-        };
+        let mut tick = false;
         // SAFETY: epoll_wait into a local array of MAX_EVENTS events.
         let n = unsafe {
             libc::epoll_wait(
                 slots.epoll.as_raw_fd(),
                 events.as_mut_ptr(),
                 MAX_EVENTS as libc::c_int,
-                timeout,
+                // No timeout: the ticker's socket wakes this thread every TICK.
+                -1,
             )
         };
         if n < 0 {
@@ -231,18 +237,18 @@ fn run(epoll: OwnedFd, wake: OwnedFd, jobs: mpsc::Receiver<Box<dyn Job>>) {
                 // SAFETY: an 8-byte read into a local from our eventfd.
                 let _ = unsafe { libc::read(wake.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
                 while let Ok(job) = jobs.try_recv() {
-                    if slots.live == 0 {
-                        next_tick = Instant::now() + TICK;
-                    }
                     slots.add(job);
                 }
+            } else if token == TICK_TOKEN {
+                // Ticks missed while busy are merged into this one.
+                let mut buf = [0u8; 64];
+                while matches!(ticks.read(&mut buf), Ok(n) if n > 0) {}
+                tick = true;
             } else {
                 slots.service(token as usize, false);
             }
         }
-        let now = Instant::now();
-        if slots.live > 0 && now >= next_tick {
-            next_tick = now + TICK;
+        if tick && slots.live > 0 {
             for slot in 0..slots.jobs.len() {
                 slots.service(slot, true);
             }
@@ -256,7 +262,7 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::AsRawFd;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     /// Counts what it reads; done after `until` bytes, or panics at `panic_at`.
     struct Counter {

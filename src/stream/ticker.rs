@@ -1,6 +1,7 @@
-//! A coarse clock for the UDP stream threads, delivered as socket
-//! readiness. (TCP sessions are received by `rtsp::ingest`, which keeps
-//! its own clock; a TCP-only recorder never starts this thread.)
+//! The process's one receive clock, delivered as socket readiness: the UDP
+//! stream threads wait on it ([`Ticks`]) and the TCP ingest thread has it
+//! in its epoll set ([`subscribe_raw`]), so one thread keeps the time for
+//! every stream.
 //!
 //! async-io's reactor allocates on every wake-up while any timer is
 //! registered (`Reactor::process_timers` splits its timer map), and a
@@ -32,22 +33,8 @@ pub struct Ticks {
 impl Ticks {
     /// Subscribes to the process-wide ticker, starting it on first use.
     pub fn subscribe() -> io::Result<Ticks> {
-        let (tx, rx) = UnixStream::pair()?;
-        tx.set_nonblocking(true)?;
-        let subscribers = SUBSCRIBERS.get_or_init(|| {
-            // The thread is started once and lives as long as the process.
-            let _ = std::thread::Builder::new()
-                .name("ticker".into())
-                .stack_size(64 * 1024)
-                .spawn(run_ticker);
-            Mutex::new(Vec::new())
-        });
-        subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(tx);
         Ok(Ticks {
-            rx: Async::new(rx)?,
+            rx: Async::new(subscribe_raw()?)?,
             buf: [0; 16],
         })
     }
@@ -60,6 +47,28 @@ impl Ticks {
         }
         Ok(())
     }
+}
+
+/// A subscription as a plain non-blocking socket that becomes readable on
+/// every tick, for a thread with an epoll loop of its own (`rtsp::ingest`):
+/// read it empty after each wake-up.
+pub fn subscribe_raw() -> io::Result<UnixStream> {
+    let (tx, rx) = UnixStream::pair()?;
+    tx.set_nonblocking(true)?;
+    rx.set_nonblocking(true)?;
+    let subscribers = SUBSCRIBERS.get_or_init(|| {
+        // The thread is started once and lives as long as the process.
+        let _ = std::thread::Builder::new()
+            .name("ticker".into())
+            .stack_size(64 * 1024)
+            .spawn(run_ticker);
+        Mutex::new(Vec::new())
+    });
+    subscribers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(tx);
+    Ok(rx)
 }
 
 fn run_ticker() {
