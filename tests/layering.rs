@@ -1,5 +1,6 @@
 //! One direction of data flow: no module of `src/` imports a module listed
-//! after it in the layer list of `src/lib.rs`'s doc comment. Test code
+//! after it in the layer list of `src/lib.rs`'s doc comment. With
+//! `--nocapture` it prints the module graph it read. Test code
 //! (`tests.rs`, `testutil.rs`, `*_tests.rs`, `#[cfg(test)] mod` blocks)
 //! may reach anywhere.
 
@@ -100,6 +101,7 @@ fn no_module_imports_a_layer_above_it() {
     let mut files = Vec::new();
     rust_files(&root, &mut files);
     let mut wrong = Vec::new();
+    let mut graph: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for path in files {
         let rel = path.strip_prefix(&root).unwrap();
         let top = rel
@@ -122,6 +124,12 @@ fn no_module_imports_a_layer_above_it() {
         };
         let src = std::fs::read_to_string(&path).unwrap();
         for name in imports(&without_tests(&src)) {
+            if name != module {
+                graph
+                    .entry(module.to_owned())
+                    .or_default()
+                    .insert(name.clone());
+            }
             match layer.get(&name) {
                 Some(&l) if name != module && l >= own => wrong.push(format!(
                     "{}: `{module}` (layer {own}) imports `{name}` (layer {l})",
@@ -131,6 +139,11 @@ fn no_module_imports_a_layer_above_it() {
                 _ => {}
             }
         }
+    }
+    // The module graph, for `cargo test --test layering -- --nocapture`.
+    for (module, uses) in &graph {
+        let uses: Vec<&str> = uses.iter().map(String::as_str).collect();
+        println!("{module} -> {}", uses.join(" "));
     }
     wrong.sort();
     wrong.dedup();

@@ -205,13 +205,10 @@ impl NalCodec for H264Codec {
                     return Err(DepacketizeError::BadParameters("H.264 PPS: empty".into()));
                 }
                 if nal != self.pps.as_slice() {
+                    // Random bytes are taken for a PPS unless parsed (against
+                    // the SPS, when there is one to judge it by).
                     if let Ok(sps) = read_sps(&self.sps) {
-                        // Random bytes are taken for a PPS unless parsed.
-                        let mut ctx = h264_reader::Context::new();
-                        ctx.put_seq_param_set(sps);
-                        let reader =
-                            Lenient(rbsp::BitReader::new(ByteReader::skipping_h264_header(nal)));
-                        if PicParameterSet::from_bits(&ctx, reader).is_err() {
+                        if parse_syntax(sps, nal).is_none() {
                             return Err(DepacketizeError::BadParameters(
                                 "H.264 PPS does not parse".into(),
                             ));
@@ -319,7 +316,9 @@ impl H264Codec {
         if self.params.as_ref() != Some(&new) {
             self.params = Some(new);
             self.changed = true;
-            self.syntax = parse_syntax(&self.sps, &self.pps);
+            self.syntax = read_sps(&self.sps)
+                .ok()
+                .and_then(|sps| parse_syntax(sps, &self.pps));
         }
     }
 }
@@ -423,10 +422,10 @@ fn parse_sps(nal: &[u8]) -> Result<SpsInfo, String> {
     })
 }
 
-/// A parsing context holding `sps` and `pps`, when both parse.
-fn parse_syntax(sps: &[u8], pps: &[u8]) -> Option<h264_reader::Context> {
+/// A parsing context holding `sps` and `pps`, when the PPS parses.
+fn parse_syntax(sps: SeqParameterSet, pps: &[u8]) -> Option<h264_reader::Context> {
     let mut ctx = h264_reader::Context::new();
-    ctx.put_seq_param_set(read_sps(sps).ok()?);
+    ctx.put_seq_param_set(sps);
     let reader = Lenient(rbsp::BitReader::new(ByteReader::skipping_h264_header(pps)));
     ctx.put_pic_param_set(PicParameterSet::from_bits(&ctx, reader).ok()?);
     Some(ctx)

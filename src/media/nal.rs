@@ -562,9 +562,7 @@ impl<C: NalCodec> NalDepacketizer<C> {
         self.reset_au();
         result
     }
-}
 
-impl<C: NalCodec> NalDepacketizer<C> {
     /// Checks every slice of the unit in progress.
     fn check_slices(&self) -> Result<(), &'static str> {
         let mut starts_picture = !self.damaged;
